@@ -1,0 +1,131 @@
+"""viagent_jupyter: LLM providers as a first-class, trustworthy part of the notebook.
+
+``import viagent_jupyter as vj`` is cheap: every public name loads on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .chat import ChatStream
+    from .errors import (
+        AuthenticationError,
+        ConfigValidationError,
+        CredentialError,
+        ProviderAPIError,
+        ProviderConflictError,
+        ProviderConnectionError,
+        ProviderError,
+        ProviderInUseError,
+        ProviderNotFoundError,
+        ProviderResponseError,
+        RateLimitError,
+        StorageError,
+        ViagentError,
+    )
+    from .schema import (
+        Message,
+        ModelInfo,
+        ModelSettings,
+        ProviderConfig,
+        Usage,
+        UsageRecord,
+    )
+    from .store import ProviderStore
+    from .workspace import Workspace, workspace
+
+_LAZY = {
+    "Workspace": "workspace",
+    "workspace": "workspace",
+    "ProviderStore": "store",
+    "ChatStream": "chat",
+    "ProviderConfig": "schema",
+    "ModelSettings": "schema",
+    "ModelInfo": "schema",
+    "Usage": "schema",
+    "UsageRecord": "schema",
+    "Message": "schema",
+    "panel": "widgets",
+    "stats_bar": "widgets",
+    "sidebar": "widgets",
+    **{
+        name: "errors"
+        for name in (
+            "ViagentError",
+            "ConfigValidationError",
+            "ProviderNotFoundError",
+            "ProviderConflictError",
+            "ProviderInUseError",
+            "CredentialError",
+            "StorageError",
+            "ProviderError",
+            "ProviderConnectionError",
+            "ProviderAPIError",
+            "AuthenticationError",
+            "RateLimitError",
+            "ProviderResponseError",
+        )
+    },
+}
+
+__all__ = [
+    "AuthenticationError",
+    "ChatStream",
+    "ConfigValidationError",
+    "CredentialError",
+    "Message",
+    "ModelInfo",
+    "ModelSettings",
+    "ProviderAPIError",
+    "ProviderConfig",
+    "ProviderConflictError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderInUseError",
+    "ProviderNotFoundError",
+    "ProviderResponseError",
+    "ProviderStore",
+    "RateLimitError",
+    "StorageError",
+    "Usage",
+    "UsageRecord",
+    "ViagentError",
+    "Workspace",
+    "__version__",
+    "load_ipython_extension",
+    "panel",
+    "sidebar",
+    "stats_bar",
+    "unload_ipython_extension",
+    "workspace",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'viagent_jupyter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext viagent_jupyter``: register ``%%llm``/``%llm`` (nothing heavy loads)."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload
+
+    unload(ipython)

@@ -1,0 +1,285 @@
+"""One SQLite file per workspace home: connection, migrations, writes, change detection.
+
+* WAL where the filesystem supports it, the rollback journal otherwise.
+* Every read-modify-write runs inside ``BEGIN IMMEDIATE`` (see :meth:`Database.write`), with a
+  busy timeout, so concurrent writers queue instead of failing.
+* Migrations are a plain list of idempotent functions; ``PRAGMA user_version`` counts them.
+* A corrupt or unreadable file raises :class:`StorageError` and is left exactly as it was.
+* :meth:`Database.changed` is the cheap cross-process change check (``PRAGMA data_version``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import StorageError
+
+__all__ = ["MIGRATIONS", "Database", "make_private_dir"]
+
+log = logging.getLogger("viagent_jupyter.db")
+
+DB_NAME = "viagent.sqlite3"
+BUSY_TIMEOUT_S = 10.0
+
+
+def _m1_initial(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS providers (
+            id TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            position INTEGER NOT NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS credentials (
+            provider_id TEXT PRIMARY KEY,
+            nonce BLOB NOT NULL,
+            ciphertext BLOB NOT NULL,
+            key_id TEXT NOT NULL,
+            hint TEXT,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+
+
+def _m2_models_and_usage(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS model_cache (
+            provider_id TEXT PRIMARY KEY,
+            fetched_at REAL NOT NULL,
+            data TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS usage (
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cost REAL,
+            errors INTEGER NOT NULL DEFAULT 0,
+            last_used REAL,
+            PRIMARY KEY (provider, model)
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_models_and_usage]
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700; tighten it if we created it."""
+    existed = path.exists()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not existed:
+        os.chmod(path, 0o700)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class Database:
+    """A thread-safe wrapper around one SQLite connection to ``<home>/viagent.sqlite3``."""
+
+    def __init__(self, home: Path, journal_mode: str | None = None) -> None:
+        self.home = home
+        self.path = home / DB_NAME
+        self._lock = threading.RLock()
+        try:
+            make_private_dir(home)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot create the workspace directory {home} ({_describe(exc)}). "
+                "Set VIAGENT_HOME to a writable directory."
+            ) from None
+        self._create_file()
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise self._storage_error("open", exc) from None
+        try:
+            self._check_readable()
+            self.journal_mode = self._set_journal_mode(
+                journal_mode or os.environ.get("VIAGENT_JOURNAL_MODE", "wal")
+            )
+            self._migrate()
+            self._data_version = self._read_data_version()
+            self._generation = 0
+        except StorageError:
+            self._conn.close()
+            raise
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise self._storage_error("open", exc) from None
+
+    # -- opening --------------------------------------------------------------------------
+    def _create_file(self) -> None:
+        """Create the db file 0600 ourselves, so SQLite (and its -wal/-shm) inherit it."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise StorageError(
+                    f"The database {self.path} is not readable and writable by you; "
+                    "fix its permissions (chmod 600) or set VIAGENT_HOME elsewhere."
+                ) from None
+            return
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot create the database {self.path} ({_describe(exc)}). "
+                "Check the disk and permissions, or set VIAGENT_HOME elsewhere."
+            ) from None
+        os.close(fd)
+
+    def _check_readable(self) -> None:
+        # Reading the schema touches the header and the first page: a non-database or a
+        # damaged header fails here, before anything is written.
+        self._conn.execute("PRAGMA schema_version").fetchone()
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"The database {self.path} was written by a newer viagent_jupyter "
+                f"(schema {version}, this one knows {len(MIGRATIONS)}); upgrade the package."
+            )
+
+    def _set_journal_mode(self, wanted: str) -> str:
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = "delete"
+        if wanted.lower() == "wal":
+            try:
+                row = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                mode = str(row[0]).lower() if row else "delete"
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise
+                log.warning("WAL is not available for %s (%s); using a rollback journal",
+                            self.path, _describe(exc))
+                mode = "delete"
+        if mode != "wal":
+            self._conn.execute("PRAGMA journal_mode=DELETE")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            mode = "delete"
+        else:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        return mode
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(MIGRATIONS):
+            return
+        with self.write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for index in range(version, len(MIGRATIONS)):
+                MIGRATIONS[index](conn)
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _storage_error(self, action: str, exc: BaseException) -> StorageError:
+        text = _describe(exc)
+        if "locked" in text or "busy" in text:
+            return StorageError(
+                f"The database {self.path} stayed locked by another process for "
+                f"{BUSY_TIMEOUT_S:.0f} s while trying to {action}; retry, or find the process "
+                "holding it."
+            )
+        if "readonly" in text or "read-only" in text:
+            return StorageError(
+                f"Cannot {action}: the database {self.path} is read-only ({text}). "
+                "Nothing was changed; make the workspace directory writable."
+            )
+        if "disk" in text and "full" in text:
+            return StorageError(
+                f"Cannot {action}: the disk holding {self.path} is full. Nothing was changed; "
+                "free some space and retry."
+            )
+        return StorageError(
+            f"Cannot {action} the database {self.path} ({text}). The file was left as it is; "
+            "move it aside to start afresh or restore a backup."
+        )
+
+    # -- use --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise self._storage_error("read", exc) from None
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._storage_error("write", exc) from None
+            try:
+                yield conn
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._storage_error("write", exc) from None
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise self._storage_error("save", exc) from None
+
+    def _read_data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def generation(self) -> int:
+        """A counter that grows whenever another connection (another kernel, process or
+        workspace) has committed since the last look. Cheap: one ``PRAGMA data_version``.
+        Each consumer compares it with the value it saw last."""
+        with self._lock:
+            try:
+                version = self._read_data_version()
+            except sqlite3.Error as exc:
+                raise self._storage_error("check", exc) from None
+            if version != self._data_version:
+                self._data_version = version
+                self._generation += 1
+            return self._generation
+
+    def bump(self, conn: sqlite3.Connection, counter: str) -> None:
+        """Inside a write: advance a named revision (``providers_rev``, ``usage_rev``) so
+        readers reload only the part that changed."""
+        conn.execute(
+            "INSERT INTO meta VALUES (?, '1') ON CONFLICT(key) DO UPDATE "
+            "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+            (counter,),
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        with self.read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0]) if row[0] is not None else None
+
+    def integrity_check(self) -> str:
+        with self.read() as conn:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._conn.close()

@@ -1,0 +1,190 @@
+"""The exception tree of viagent_jupyter.
+
+Every error the package raises on purpose is a :class:`ViagentError` with a stable
+``.code`` (UPPER_SNAKE) and a message that is one readable line: what failed, where,
+and what to do about it. No message, ``repr`` or attribute ever carries an API key::
+
+    ViagentError (.code)
+    ├─ ConfigValidationError      VALIDATION_ERROR     (.errors: [{field, message}])
+    ├─ ProviderNotFoundError      PROVIDER_NOT_FOUND
+    ├─ ProviderConflictError      PROVIDER_CONFLICT    (duplicate id; stale version)
+    ├─ ProviderInUseError         PROVIDER_IN_USE      (deleting the selected provider)
+    ├─ CredentialError            CREDENTIAL_ERROR     (missing key; vault key lost; tampered)
+    ├─ StorageError               STORAGE_ERROR        (unreadable/corrupt db: kept, never reset)
+    └─ ProviderError              (.provider, .model)
+       ├─ ProviderConnectionError PROVIDER_UNREACHABLE (refused, DNS, TLS, timeout)
+       ├─ ProviderAPIError        PROVIDER_API_ERROR   (.status_code, .retry_after, .body)
+       │  ├─ AuthenticationError  PROVIDER_AUTH_ERROR  (401/403, Gemini API_KEY_INVALID)
+       │  └─ RateLimitError       PROVIDER_RATE_LIMIT  (429, 529 overloaded)
+       └─ ProviderResponseError   PROVIDER_BAD_RESPONSE (malformed or truncated stream/body)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigValidationError",
+    "CredentialError",
+    "ProviderAPIError",
+    "ProviderConflictError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderInUseError",
+    "ProviderNotFoundError",
+    "ProviderResponseError",
+    "RateLimitError",
+    "StorageError",
+    "ViagentError",
+    "one_line",
+    "register_secret",
+    "scrub",
+]
+
+_WS = re.compile(r"\s+")
+# Shapes of well-known keys, scrubbed even when we were not told the exact value.
+_KEY_SHAPES = re.compile(
+    r"(sk-(?:proj-|ant-(?:api\d+-)?|or-(?:v\d+-)?)?[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,})"
+)
+
+
+# Every key this process has handled (entered, decrypted or read from the environment).
+# ``scrub`` removes them from any text that is about to become a message.
+_KNOWN_SECRETS: set[str] = set()
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a key so no message of this process can ever carry it."""
+    if secret and len(secret) >= 4:
+        _KNOWN_SECRETS.add(secret)
+
+
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove every known or given secret (and anything shaped like a provider key)."""
+    for secret in (*secrets, *_KNOWN_SECRETS):
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return _KEY_SHAPES.sub("[REDACTED]", text)
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Fold whitespace so a message stays on one line, and cap its length."""
+    text = _WS.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ViagentError(Exception):
+    """Base class: ``.code`` is a stable string; ``str(err)`` is one readable line."""
+
+    code = "VIAGENT_ERROR"
+
+    def __init__(self, message: str) -> None:
+        self.message = one_line(scrub(message))
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[ViagentError], state: dict[str, Any]) -> ViagentError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("message", ""))
+    err.__dict__.update(state)
+    return err
+
+
+class ConfigValidationError(ViagentError, ValueError):
+    """A provider config or setting was rejected. ``.errors`` lists ``{field, message}``."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, message: str, errors: Sequence[Mapping[str, str]] = ()) -> None:
+        self.errors: list[dict[str, str]] = [
+            {"field": str(e.get("field", "")),
+             "message": one_line(scrub(str(e.get("message", ""))))}
+            for e in errors
+        ]
+        super().__init__(message)
+
+
+class ProviderNotFoundError(ViagentError, KeyError):
+    code = "PROVIDER_NOT_FOUND"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class ProviderConflictError(ViagentError):
+    code = "PROVIDER_CONFLICT"
+
+
+class ProviderInUseError(ViagentError):
+    code = "PROVIDER_IN_USE"
+
+
+class CredentialError(ViagentError):
+    code = "CREDENTIAL_ERROR"
+
+    def __init__(self, message: str, provider: str | None = None) -> None:
+        self.provider = provider
+        super().__init__(message)
+
+
+class StorageError(ViagentError):
+    code = "STORAGE_ERROR"
+
+
+class ProviderError(ViagentError):
+    """A failure talking to a provider. ``.provider`` is the provider id."""
+
+    code = "PROVIDER_ERROR"
+
+    def __init__(self, message: str, provider: str | None = None, model: str | None = None):
+        self.provider = provider
+        self.model = model
+        super().__init__(message)
+
+
+class ProviderConnectionError(ProviderError):
+    code = "PROVIDER_UNREACHABLE"
+
+
+class ProviderAPIError(ProviderError):
+    """The provider answered with an error (HTTP status or an error inside the stream)."""
+
+    code = "PROVIDER_API_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        provider: str | None = None,
+        model: str | None = None,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        error_type: str | None = None,
+        provider_message: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.error_type = error_type
+        self.provider_message = one_line(scrub(provider_message)) if provider_message else None
+        super().__init__(message, provider, model)
+
+
+class AuthenticationError(ProviderAPIError):
+    code = "PROVIDER_AUTH_ERROR"
+
+
+class RateLimitError(ProviderAPIError):
+    code = "PROVIDER_RATE_LIMIT"
+
+
+class ProviderResponseError(ProviderError):
+    code = "PROVIDER_BAD_RESPONSE"

@@ -1,0 +1,420 @@
+"""ProviderStore: validated CRUD over provider configs, with traits every view observes.
+
+Writes go validate → ``BEGIN IMMEDIATE`` write → reassign the traits (a new tuple, never an
+in-place edit), so one change fires each observer once. Another process's change is seen
+through :meth:`Database.generation` and reloaded by :meth:`ProviderStore.refresh` (called
+automatically on a running kernel's event loop; see ``Workspace``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from traitlets import HasTraits, Tuple, Unicode
+
+from .db import Database
+from .errors import (
+    ConfigValidationError,
+    CredentialError,
+    ProviderConflictError,
+    ProviderInUseError,
+    ProviderNotFoundError,
+    register_secret,
+)
+from .schema import ENV_KEYS, ModelSettings, ProviderConfig, validation_error
+from .vault import CredentialVault, key_hint, origin_of
+
+__all__ = ["ProviderStore"]
+
+log = logging.getLogger("viagent_jupyter.store")
+
+_UNSET: Any = object()
+# Fields the store computes; a caller cannot set them.
+_COMPUTED = frozenset({"created_at", "updated_at", "version", "has_api_key", "api_key_hint",
+                       "key_source"})
+_KEY_FIELDS = ("has_api_key", "api_key_hint", "key_source")
+_NEEDS_KEY = frozenset({"openai", "anthropic", "gemini", "openrouter"})
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class ProviderStore(HasTraits):
+    """CRUD, selection and live traits for the providers of one workspace home."""
+
+    providers = Tuple(help="One plain dict per provider (no secrets), in creation order.")
+    selected = Unicode(None, allow_none=True, help="The selected provider id, or None.")
+
+    def __init__(self, db: Database, vault: CredentialVault) -> None:
+        super().__init__()
+        self._db = db
+        self._vault = vault
+        self._lock = threading.RLock()
+        self._configs: dict[str, ProviderConfig] = {}
+        self._generation = -1
+        self._rev: str | None = None
+        self.load_errors: dict[str, str] = {}
+        self._reload(force=True)
+
+    # -- reading ------------------------------------------------------------------------------
+    def _key_status(self, cfg: ProviderConfig, stored: Mapping[str, str]) -> dict[str, Any]:
+        session = self._vault.session_key(cfg.id)
+        if session is not None:
+            return {"has_api_key": True, "api_key_hint": key_hint(session), "key_source": "session"}
+        if cfg.id in stored:
+            return {"has_api_key": True, "api_key_hint": stored[cfg.id], "key_source": "stored"}
+        for var in ENV_KEYS.get(cfg.provider_type, ()):
+            value = os.environ.get(var)
+            if value:
+                return {"has_api_key": True, "api_key_hint": key_hint(value),
+                        "key_source": "environment"}
+        return {"has_api_key": False, "api_key_hint": None, "key_source": "none"}
+
+    def _parse_row(self, pid: str, data: str, version: int, stored: Mapping[str, str]
+                   ) -> ProviderConfig:
+        fields = json.loads(data)
+        fields["version"] = version
+        cfg = ProviderConfig.model_validate(fields)
+        return cfg.model_copy(update=self._key_status(cfg, stored))
+
+    def _reload(self, force: bool = False) -> bool:
+        """Reload from the database when another connection changed it; assign traits."""
+        with self._lock:
+            generation = self._db.generation()
+            if generation == self._generation and not force:
+                return False
+            self._generation = generation
+            rev = self._db.get_meta("providers_rev")
+            if rev == self._rev and not force:
+                return False
+            with self._db.read() as conn:
+                rows = conn.execute(
+                    "SELECT id, data, version FROM providers ORDER BY position"
+                ).fetchall()
+                sel = conn.execute("SELECT value FROM meta WHERE key = 'selected'").fetchone()
+            self._rev = rev
+            stored = self._vault.hints()
+            configs: dict[str, ProviderConfig] = {}
+            errors: dict[str, str] = {}
+            for pid, data, version in rows:
+                try:
+                    configs[pid] = self._parse_row(pid, data, version, stored)
+                except (ValueError, ValidationError) as exc:
+                    errors[pid] = type(exc).__name__
+                    log.warning("provider %r in %s is damaged and was skipped", pid, self._db.path)
+            self._configs, self.load_errors = configs, errors
+            self._publish(sel[0] if sel else None)
+            return True
+
+    def _publish(self, selected: str | None = _UNSET) -> None:
+        new = tuple(c.to_public_dict() for c in self._configs.values())
+        with self.hold_trait_notifications():
+            if new != self.providers:
+                self.providers = new
+            if selected is not _UNSET and selected != self.selected:
+                self.selected = selected
+
+    def refresh(self) -> bool:
+        """Pick up changes from other processes (and environment keys) now.
+
+        Returns True when something changed. Inside a kernel this runs by itself."""
+        with self._lock:
+            changed = self._reload()
+            if not changed:  # environment variables may have changed
+                stored = self._vault.hints()
+                updated = {pid: c.model_copy(update=self._key_status(c, stored))
+                           for pid, c in self._configs.items()}
+                if any(updated[p] != self._configs[p] for p in updated):
+                    self._configs = updated
+                    self._publish()
+                    changed = True
+            return changed
+
+    def get(self, id: str) -> ProviderConfig:
+        """The provider ``id``; :class:`ProviderNotFoundError` when there is none."""
+        with self._lock:
+            self._reload()
+            try:
+                return self._configs[id]
+            except KeyError:
+                raise self._not_found(id) from None
+
+    def list(self) -> list[ProviderConfig]:
+        with self._lock:
+            self._reload()
+            return list(self._configs.values())
+
+    def __contains__(self, id: object) -> bool:
+        self._reload()
+        return id in self._configs
+
+    def _not_found(self, id: str) -> ProviderNotFoundError:
+        if id in self.load_errors:
+            return ProviderNotFoundError(
+                f"Provider '{id}' is stored but damaged in {self._db.path}; delete it and "
+                "create it again."
+            )
+        known = ", ".join(list(self._configs)[:10]) or "none yet"
+        return ProviderNotFoundError(
+            f"No provider '{id}' (known: {known}). Create it with "
+            f"ws.providers.create(id='{id}', provider_type=...)."
+        )
+
+    # -- validation ---------------------------------------------------------------------------
+    @staticmethod
+    def _row_data(cfg: ProviderConfig) -> str:
+        return json.dumps(cfg.model_dump(mode="json", exclude={"version", *_KEY_FIELDS}))
+
+    # -- writing ------------------------------------------------------------------------------
+    def create(
+        self,
+        id: str,
+        provider_type: str,
+        name: str | None = None,
+        *,
+        api_key: str | None = None,
+        persist_key: bool = True,
+        **fields: Any,
+    ) -> ProviderConfig:
+        """Add a provider. ``api_key`` goes to the vault (or, with ``persist_key=False``, to
+        memory for this session only) and never into the config."""
+        self._validate_partial(fields)
+        data = {"id": id, "provider_type": provider_type, "name": name or id, **fields}
+        if "settings" in data and data["settings"] is None:
+            data.pop("settings")
+        cfg = self._validate_loaded({**data, "created_at": _now(), "updated_at": _now()})
+        key = None if api_key is None else self._vault.check_key(api_key)
+        if key is not None and persist_key:
+            self._vault.ready()  # find or make the master key before the transaction
+        with self._lock:
+            with self._db.write() as conn:
+                if conn.execute("SELECT 1 FROM providers WHERE id = ?", (cfg.id,)).fetchone():
+                    raise ProviderConflictError(
+                        f"A provider '{cfg.id}' already exists; choose another id or update it "
+                        f"with ws.providers.update('{cfg.id}', ...)."
+                    )
+                position = conn.execute(
+                    "SELECT COALESCE(MAX(position), 0) + 1 FROM providers"
+                ).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO providers (id, data, version, position) VALUES (?, ?, 1, ?)",
+                    (cfg.id, self._row_data(cfg), position),
+                )
+                conn.execute("DELETE FROM credentials WHERE provider_id = ?", (cfg.id,))
+                conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (cfg.id,))
+                if key is not None and persist_key:
+                    row = self._vault.encrypt_row(cfg.id, origin_of(cfg.endpoint), key)
+                    self._vault.write_row(conn, cfg.id, row)
+                self._db.bump(conn, "providers_rev")
+            self._vault.forget_session(cfg.id)
+            if key is not None and not persist_key:
+                self._vault.set_session(cfg.id, key)
+            return self._after_write(cfg)
+
+    def _after_write(self, cfg: ProviderConfig) -> ProviderConfig:
+        """Refresh the snapshot after our own write (and anything others wrote meanwhile)."""
+        stored = self._vault.hints()
+        cfg = cfg.model_copy(update=self._key_status(cfg, stored))
+        if self._reload():
+            return self._configs.get(cfg.id, cfg)
+        self._rev = self._db.get_meta("providers_rev")
+        configs = dict(self._configs)
+        configs[cfg.id] = cfg
+        self._configs = configs
+        self._publish()
+        return cfg
+
+    def update(
+        self,
+        id: str,
+        *,
+        expected_version: int | None = None,
+        api_key: str | None = _UNSET,
+        persist_key: bool = True,
+        **fields: Any,
+    ) -> ProviderConfig:
+        """Change some fields. ``settings`` merges (a ``None`` value resets that setting);
+        ``api_key=None`` removes the key; ``expected_version`` guards against stale writes."""
+        if "id" in fields and fields["id"] != id:
+            raise ConfigValidationError(
+                "Invalid provider config: id cannot be changed; create a new provider instead.",
+                [{"field": "id", "message": "cannot be changed"}],
+            )
+        fields.pop("id", None)
+        key = None if api_key is _UNSET or api_key is None else self._vault.check_key(api_key)
+        self._validate_partial(fields)
+        if key is not None and persist_key:
+            self._vault.ready()  # find or make the master key before the transaction
+        with self._lock:
+            with self._db.write() as conn:
+                row = conn.execute(
+                    "SELECT data, version FROM providers WHERE id = ?", (id,)
+                ).fetchone()
+                if row is None:
+                    raise self._not_found(id)
+                current = json.loads(row[0])
+                version = int(row[1])
+                if expected_version is not None and expected_version != version:
+                    raise ProviderConflictError(
+                        f"Provider '{id}' was changed elsewhere (now version {version}, you had "
+                        f"{expected_version}); reload it and apply your edit again."
+                    )
+                merged = {**current, **fields}
+                if "settings" in fields:
+                    settings = dict(current.get("settings") or {})
+                    for k, v in (fields["settings"] or {}).items():
+                        if v is None:
+                            settings.pop(k, None)
+                        else:
+                            settings[k] = v
+                    merged["settings"] = settings
+                merged["version"] = version + 1
+                merged["updated_at"] = _now()
+                cfg = self._validate_loaded(merged)
+                old_origin = origin_of(ProviderConfig.model_validate(
+                    {**current, "version": version}).endpoint)
+                new_origin = origin_of(cfg.endpoint)
+                conn.execute(
+                    "UPDATE providers SET data = ?, version = ? WHERE id = ?",
+                    (self._row_data(cfg), version + 1, id),
+                )
+                if api_key is None:
+                    conn.execute("DELETE FROM credentials WHERE provider_id = ?", (id,))
+                elif key is not None and persist_key:
+                    self._vault.write_row(conn, id, self._vault.encrypt_row(id, new_origin, key))
+                elif new_origin != old_origin:
+                    self._rebind_key(conn, id, old_origin, new_origin)
+                if cfg.provider_type != current.get("provider_type"):
+                    conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (id,))
+                self._db.bump(conn, "providers_rev")
+            if api_key is None or (key is not None and persist_key):
+                self._vault.forget_session(id)
+            if key is not None and not persist_key:
+                self._vault.set_session(id, key)
+            return self._after_write(cfg)
+
+    def _rebind_key(self, conn: Any, id: str, old_origin: str, new_origin: str) -> None:
+        """The user moved a provider to another origin through the API: re-encrypt its key
+        for the new origin (a base URL edited outside the API still fails to decrypt)."""
+        try:
+            old = self._vault.decrypt(id, old_origin)
+        except CredentialError:
+            return
+        if old is not None:
+            self._vault.write_row(conn, id, self._vault.encrypt_row(id, new_origin, old))
+
+    @staticmethod
+    def _validate_partial(fields: Mapping[str, Any]) -> None:
+        bad = sorted(_COMPUTED.intersection(fields))
+        if bad:
+            raise ConfigValidationError(
+                f"Invalid provider config: {', '.join(bad)} cannot be set; they are computed.",
+                [{"field": b, "message": "is computed and cannot be set"} for b in bad],
+            )
+        settings = fields.get("settings")
+        if settings is not None and not isinstance(settings, Mapping):
+            if isinstance(settings, ModelSettings):
+                return
+            raise ConfigValidationError(
+                "Invalid provider config: settings: must be a dict of model settings.",
+                [{"field": "settings", "message": "must be a dict"}],
+            )
+
+    @staticmethod
+    def _validate_loaded(data: Mapping[str, Any]) -> ProviderConfig:
+        data = dict(data)
+        if isinstance(data.get("settings"), ModelSettings):
+            data["settings"] = data["settings"].model_dump(exclude_unset=True)
+        try:
+            cfg = ProviderConfig.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        if cfg.provider_type == "openai_compatible" and not cfg.base_url:
+            raise ConfigValidationError(
+                "Invalid provider config: base_url: is required for an openai_compatible "
+                "provider.",
+                [{"field": "base_url", "message": "is required for openai_compatible"}],
+            )
+        return cfg
+
+    def delete(self, id: str) -> None:
+        """Remove a provider, its stored key and its cached model list (usage history stays).
+        Deleting the selected provider raises :class:`ProviderInUseError`."""
+        with self._lock:
+            with self._db.write() as conn:
+                if not conn.execute("SELECT 1 FROM providers WHERE id = ?", (id,)).fetchone():
+                    raise self._not_found(id)
+                sel = conn.execute("SELECT value FROM meta WHERE key = 'selected'").fetchone()
+                if sel and sel[0] == id:
+                    raise ProviderInUseError(
+                        f"Provider '{id}' is selected; select another one first "
+                        f"(ws.providers.select(...) or %llm use ID), then delete it."
+                    )
+                conn.execute("DELETE FROM providers WHERE id = ?", (id,))
+                conn.execute("DELETE FROM credentials WHERE provider_id = ?", (id,))
+                conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (id,))
+                self._db.bump(conn, "providers_rev")
+            self._vault.forget_session(id)
+            if not self._reload():
+                self._rev = self._db.get_meta("providers_rev")
+                configs = dict(self._configs)
+                configs.pop(id, None)
+                self._configs = configs
+                self._publish()
+
+    def select(self, id: str | None) -> None:
+        """Make ``id`` the default provider of the workspace (``None`` clears it)."""
+        with self._lock:
+            with self._db.write() as conn:
+                if id is not None and not conn.execute(
+                    "SELECT 1 FROM providers WHERE id = ?", (id,)
+                ).fetchone():
+                    raise self._not_found(id)
+                if id is None:
+                    conn.execute("DELETE FROM meta WHERE key = 'selected'")
+                else:
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('selected', ?)", (id,))
+                self._db.bump(conn, "providers_rev")
+            if not self._reload():
+                self._rev = self._db.get_meta("providers_rev")
+                self.selected = id
+
+    # -- keys ---------------------------------------------------------------------------------
+    def set_key(self, id: str, api_key: str, *, persist: bool = True) -> ProviderConfig:
+        """Store (or hold for this session) the key of ``id``."""
+        return self.update(id, api_key=api_key, persist_key=persist)
+
+    def resolve_key(self, id: str) -> tuple[str | None, str]:
+        """``(key, source)`` for a request: session → stored (vault) → environment.
+
+        Ollama and OpenAI-compatible servers may need no key: ``(None, "none")``. A provider
+        that needs one and has none raises :class:`CredentialError` saying how to set it.
+        Keys read from the environment are never copied anywhere."""
+        cfg = self.get(id)
+        session = self._vault.session_key(id)
+        if session is not None:
+            return session, "session"
+        stored = self._vault.decrypt(id, origin_of(cfg.endpoint))
+        if stored is not None:
+            return stored, "stored"
+        for var in ENV_KEYS.get(cfg.provider_type, ()):
+            value = os.environ.get(var)
+            if value:
+                register_secret(value)
+                return value, "environment"
+        if cfg.provider_type in _NEEDS_KEY:
+            env = " or ".join(f"${v}" for v in ENV_KEYS[cfg.provider_type])
+            raise CredentialError(
+                f"Provider '{id}' has no API key. Set one with %llm key {id}, or "
+                f"ws.providers.update('{id}', api_key=...), or export {env}.",
+                id,
+            )
+        return None, "none"
