@@ -36,11 +36,11 @@ if TYPE_CHECKING:
         UsageRecord,
     )
     from .store import ProviderStore
-    from .workspace import Workspace, workspace
+    from ._workspace import Workspace, workspace
 
 _LAZY = {
-    "Workspace": "workspace",
-    "workspace": "workspace",
+    "Workspace": "_workspace",
+    "workspace": "_workspace",
     "ProviderStore": "store",
     "ChatStream": "chat",
     "ProviderConfig": "schema",

@@ -187,7 +187,7 @@ class ProviderStore(HasTraits):
         """Add a provider. ``api_key`` goes to the vault (or, with ``persist_key=False``, to
         memory for this session only) and never into the config."""
         self._validate_partial(fields)
-        data = {"id": id, "provider_type": provider_type, "name": name or id, **fields}
+        data = {"id": id, "provider_type": provider_type, "name": id if name is None else name, **fields}
         if "settings" in data and data["settings"] is None:
             data.pop("settings")
         cfg = self._validate_loaded({**data, "created_at": _now(), "updated_at": _now()})
@@ -235,6 +235,7 @@ class ProviderStore(HasTraits):
     def update(
         self,
         id: str,
+        /,
         *,
         expected_version: int | None = None,
         api_key: str | None = _UNSET,

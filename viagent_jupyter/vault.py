@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import concurrent.futures
 import hashlib
 import hmac
 import logging
@@ -28,7 +27,7 @@ import stat
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from .db import Database, make_private_dir
@@ -117,14 +116,25 @@ class CredentialVault:
             result: str | None = getattr(keyring, fn_name)(KEYRING_SERVICE, *args)
             return result
 
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        try:
-            return pool.submit(call).result(timeout=KEYRING_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
+        # A daemon thread: a keyring that never answers must not hold up interpreter exit.
+        box: list[Any] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append(("ok", call()))
+            except BaseException as exc:
+                box.append(("err", exc))
+            done.set()
+
+        threading.Thread(target=run, name="viagent-keyring", daemon=True).start()
+        if not done.wait(KEYRING_TIMEOUT_S):
             log.info("the OS keyring did not answer within %.1f s", KEYRING_TIMEOUT_S)
-            raise
-        finally:
-            pool.shutdown(wait=False)
+            raise TimeoutError("keyring timeout")
+        kind, value = box[0]
+        if kind == "err":
+            raise value
+        return cast("str | None", value)
 
     def _from_keyring(self, create: bool) -> bytes | None:
         if not self._keyring_enabled():
