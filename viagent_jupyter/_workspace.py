@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from .vault import CredentialVault
 if TYPE_CHECKING:
     import httpx
 
-    from .chat import ChatStream
+    from .chat import AsyncChatStream, ChatStream
     from .registry import ModelRegistry
     from .schema import Message, ModelInfo
     from .usage import UsageStats
@@ -55,6 +55,7 @@ class Workspace:
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
         self._client: httpx.Client | None = None
+        self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._lock = threading.RLock()
         self._poll_handle: asyncio.TimerHandle | None = None
         self._closed = False
@@ -94,6 +95,16 @@ class Workspace:
                     self._client = make_client()
         return self._client
 
+    @property
+    def ahttp(self) -> httpx.AsyncClient:
+        """The pooled async client of the running event loop (one per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient[0] is not loop:
+            from .adapters._http import make_async_client
+
+            self._aclient = (loop, make_async_client())
+        return self._aclient[1]
+
     # -- the public calls -------------------------------------------------------------------------
     def models(self, provider: str | None = None, refresh: bool = False) -> list[ModelInfo]:
         """The models of a provider: cached (one hour by default) unless ``refresh``."""
@@ -124,7 +135,7 @@ class Workspace:
         temperature: float | None = None,
         max_tokens: int | None = None,
         **settings: Any,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncChatStream:
         """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``."""
         from .chat import start_achat
 
@@ -200,7 +211,7 @@ class Workspace:
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:
     """The asyncio loop of a running IPython kernel, or None outside one."""
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:
         return None
     shell = get_ipython()  # type: ignore[no-untyped-call]

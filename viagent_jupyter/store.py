@@ -59,6 +59,10 @@ class ProviderStore(HasTraits):
         self._vault = vault
         self._lock = threading.RLock()
         self._configs: dict[str, ProviderConfig] = {}
+        # Parsed rows and their public dicts, reused while (data, version, key status) hold:
+        # a reload after another process's edit re-parses only what changed.
+        self._parsed: dict[str, tuple[tuple[str, int, Any], ProviderConfig]] = {}
+        self._public: dict[int, dict[str, Any]] = {}
         self._generation = -1
         self._rev: str | None = None
         self.load_errors: dict[str, str] = {}
@@ -103,19 +107,43 @@ class ProviderStore(HasTraits):
             self._rev = rev
             stored = self._vault.hints()
             configs: dict[str, ProviderConfig] = {}
+            parsed: dict[str, tuple[tuple[str, int, Any], ProviderConfig]] = {}
             errors: dict[str, str] = {}
             for pid, data, version in rows:
+                token = (data, version, self._key_token(pid, stored))
+                cached = self._parsed.get(pid)
+                if cached is not None and cached[0] == token:
+                    configs[pid] = cached[1]
+                    parsed[pid] = cached
+                    continue
                 try:
                     configs[pid] = self._parse_row(pid, data, version, stored)
+                    parsed[pid] = (token, configs[pid])
                 except (ValueError, ValidationError) as exc:
                     errors[pid] = type(exc).__name__
                     log.warning("provider %r in %s is damaged and was skipped", pid, self._db.path)
-            self._configs, self.load_errors = configs, errors
+            self._configs, self._parsed, self.load_errors = configs, parsed, errors
             self._publish(sel[0] if sel else None)
             return True
 
+    def _key_token(self, pid: str, stored: Mapping[str, str]) -> Any:
+        session = self._vault.session_key(pid)
+        return (session is not None and key_hint(session), stored.get(pid))
+
+    def _public_dict(self, cfg: ProviderConfig) -> dict[str, Any]:
+        # keyed by identity: configs are frozen and replaced, never edited
+        found = self._public.get(id(cfg))
+        if found is None or found["__cfg"] is not cfg:
+            found = {"__cfg": cfg, "dict": cfg.to_public_dict()}
+            self._public[id(cfg)] = found
+        result: dict[str, Any] = found["dict"]
+        return result
+
     def _publish(self, selected: str | None = _UNSET) -> None:
-        new = tuple(c.to_public_dict() for c in self._configs.values())
+        new = tuple(self._public_dict(c) for c in self._configs.values())
+        live = {id(c) for c in self._configs.values()}
+        if len(self._public) > 2 * len(live) + 16:
+            self._public = {k: v for k, v in self._public.items() if k in live}
         with self.hold_trait_notifications():
             if new != self.providers:
                 self.providers = new

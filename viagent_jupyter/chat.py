@@ -1,0 +1,354 @@
+"""Chat: resolve provider, model, settings and key, stream deltas, record usage.
+
+``ChatStream`` (sync) and ``AsyncChatStream`` share every decision in ``_ChatBase``; only
+the I/O loop is written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from .errors import ConfigValidationError, ProviderError, ViagentError
+from .schema import Message, ModelSettings, ProviderConfig, Usage, validation_error
+
+if TYPE_CHECKING:
+    from ._workspace import Workspace
+    from .adapters.base import Adapter, ChatRequest, StreamState
+
+__all__ = ["AsyncChatStream", "ChatStream", "start_achat", "start_chat"]
+
+log = logging.getLogger("viagent_jupyter.chat")
+
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "cancelled", "error", "other")
+
+
+@dataclass
+class _Plan:
+    provider: ProviderConfig
+    model: str
+    request: ChatRequest
+    adapter: Adapter
+
+
+def _messages(prompt: str | Sequence[Message | dict[str, str]],
+              system: str | None) -> tuple[list[dict[str, str]], str | None]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}], system
+    out: list[dict[str, str]] = []
+    systems = [system] if system else []
+    for item in prompt:
+        try:
+            msg = item if isinstance(item, Message) else Message.model_validate(item)
+        except ValidationError as exc:
+            raise validation_error(exc, "message") from None
+        if msg.role == "system":
+            systems.append(msg.content)
+        else:
+            out.append({"role": msg.role, "content": msg.content})
+    if not out:
+        raise ConfigValidationError(
+            "Invalid messages: give at least one user message.",
+            [{"field": "messages", "message": "needs a user message"}],
+        )
+    return out, "\n\n".join(systems) if systems else None
+
+
+def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *,
+              provider: str | None, model: str | None, system: str | None,
+              temperature: float | None, max_tokens: int | None,
+              **settings: Any) -> _Plan:
+    """Settings resolve as call arguments > provider settings > defaults."""
+    from .adapters import get_adapter
+    from .adapters.base import ChatRequest
+
+    pid = provider or ws.require_selected()
+    cfg = ws.providers.get(pid)
+    model = model or cfg.default_model
+    if not model:
+        raise ConfigValidationError(
+            f"No model for provider '{pid}': pass model=..., or set one with "
+            f"ws.providers.update('{pid}', default_model=...) (see ws.models('{pid}')).",
+            [{"field": "model", "message": "is required"}],
+        )
+    overrides = {k: v for k, v in settings.items() if v is not None}
+    if temperature is not None:
+        overrides["temperature"] = temperature
+    if max_tokens is not None:
+        overrides["max_tokens"] = max_tokens
+    try:
+        resolved = ModelSettings.model_validate(
+            {**cfg.settings.model_dump(exclude_none=True), **overrides}
+        )
+    except ValidationError as exc:
+        raise validation_error(exc, "chat settings") from None
+    messages, system_text = _messages(prompt, system)
+    key, _source = ws.providers.resolve_key(pid)
+    request = ChatRequest(
+        provider_id=pid,
+        provider_type=cfg.provider_type,
+        base_url=cfg.endpoint,
+        model=model,
+        messages=messages,
+        api_key=key,
+        system=system_text,
+        settings=resolved.model_dump(exclude_none=True),
+        headers=dict(cfg.headers),
+    )
+    return _Plan(cfg, model, request, get_adapter(cfg.provider_type))
+
+
+class _ChatBase:
+    """State and bookkeeping shared by the sync and async streams."""
+
+    def __init__(self, ws: Workspace, plan: _Plan) -> None:
+        self._ws = ws
+        self._plan = plan
+        self.provider: str = plan.provider.id
+        self.requested_model: str = plan.model
+        self.model: str = plan.model
+        self.finish_reason: str | None = None
+        self.raw_finish_reason: str | None = None
+        self.usage: Usage = Usage()
+        self.cost: float | None = None
+        self.error: ViagentError | None = None
+        self.started_at: float | None = None
+        self.first_token_at: float | None = None
+        self.ended_at: float | None = None
+        self._parts: list[str] = []
+        self._state: StreamState | None = None
+        self._started = False  # the provider answered 2xx: usage will be recorded
+        self._iterating = False
+        self._done = False
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} provider={self.provider!r} model={self.model!r} "
+                f"finish_reason={self.finish_reason!r} chars={sum(map(len, self._parts))}>")
+
+    @property
+    def partial_text(self) -> str:
+        """The text received so far (never waits)."""
+        return "".join(self._parts)
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _begin(self) -> tuple[Adapter, Any]:
+        if self._iterating or self._done:
+            raise RuntimeError("a chat stream can be iterated only once; use .text afterwards")
+        self._iterating = True
+        self.started_at = time.monotonic()
+        adapter = self._plan.adapter
+        return adapter, adapter.parser(self._plan.request)
+
+    def _http_options(self) -> dict[str, Any]:
+        cfg = self._plan.provider
+        return {
+            "provider": cfg.id,
+            "model": self._plan.model,
+            "timeout": cfg.timeout,
+            "max_retries": cfg.max_retries,
+            "allow_insecure_http": cfg.allow_insecure_http,
+            "error_from_response": self._plan.adapter.error_from_response,
+        }
+
+    def _take(self, deltas: list[str]) -> list[str]:
+        out = [d for d in deltas if d]
+        if out:
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self._parts.extend(out)
+        return out
+
+    def _absorb(self, state: StreamState) -> None:
+        self._state = state
+        if state.model:
+            self.model = state.model
+        u = state.usage
+        if u:
+            self.usage = Usage(prompt_tokens=u.get("prompt_tokens"),
+                               completion_tokens=u.get("completion_tokens"),
+                               total_tokens=u.get("total_tokens"))
+        self.raw_finish_reason = state.raw_finish_reason
+
+    def _end(self, finish_reason: str, error: ViagentError | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.ended_at = time.monotonic()
+        if self._state is not None:
+            self._absorb(self._state)
+        self.finish_reason = finish_reason
+        self.error = error
+        state_cost = self._state.cost if self._state is not None else None
+        self.cost = state_cost if state_cost is not None else self._computed_cost()
+        if self._started:
+            try:
+                self._ws.stats.record(self.provider, self.requested_model, self.usage,
+                                      self.cost, error=error is not None)
+            except ViagentError:
+                log.warning("could not record usage for %s:%s", self.provider,
+                            self.requested_model)
+
+    def _computed_cost(self) -> float | None:
+        if not self.usage.reported:
+            return None
+        try:
+            pricing = self._ws.registry.pricing(self.provider, self.requested_model)
+        except ViagentError:
+            return None
+        if not pricing:
+            return None
+        prompt = self.usage.prompt_tokens or 0
+        completion = self.usage.completion_tokens or 0
+        return float(pricing["prompt"] * prompt + pricing["completion"] * completion)
+
+    def _finish_ok(self, state: StreamState) -> None:
+        self._absorb(state)
+        reason = state.finish_reason or "stop"
+        self._end(reason if reason in FINISH_REASONS else "other")
+
+    def _fail(self, exc: ProviderError) -> None:
+        if self._state is not None:
+            self._absorb(self._state)
+        self._end("error", exc)
+
+
+class ChatStream(_ChatBase):
+    """A streamed answer: iterate for ``str`` deltas as they arrive.
+
+    ``.text`` is the whole answer (read before iterating, it waits for the end); ``.usage``,
+    ``.cost``, ``.model``, ``.finish_reason`` are set when the stream ends. ``close()`` stops
+    it at once; a ``KeyboardInterrupt`` while iterating does the same and leaves
+    ``finish_reason == "cancelled"``."""
+
+    def __init__(self, ws: Workspace, plan: _Plan) -> None:
+        super().__init__(ws, plan)
+        self._gen: Generator[str, None, None] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    def _run(self) -> Generator[str, None, None]:
+        from .adapters import _http
+
+        adapter, parser = self._begin()
+        self._state = parser.state
+        try:
+            with _http.stream(self._ws.http, adapter.chat_request(self._plan.request),
+                              **self._http_options()) as chunks:
+                self._started = True
+                for chunk in chunks:
+                    yield from self._take(parser.feed(chunk))
+                yield from self._take(parser.close())
+        except ProviderError as exc:
+            self._fail(exc)
+            raise
+        except (GeneratorExit, KeyboardInterrupt):
+            self._end("cancelled")
+            raise
+        self._finish_ok(parser.state)
+
+    @property
+    def text(self) -> str:
+        if not self._iterating and not self._done:
+            for _ in self:
+                pass
+        return self.partial_text
+
+    def wait(self) -> ChatStream:
+        """Consume the rest of the stream; return self."""
+        for _ in self:
+            pass
+        return self
+
+    def close(self) -> None:
+        """Stop now: the connection is closed and ``finish_reason`` is ``cancelled``."""
+        if self._gen is not None:
+            self._gen.close()  # GeneratorExit inside _run closes the response
+        if not self._done:
+            self._iterating = True
+            self._end("cancelled")
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncChatStream(_ChatBase):
+    """The async twin: ``async for delta in ws.achat(...)``."""
+
+    def __init__(self, ws: Workspace, plan: _Plan) -> None:
+        super().__init__(ws, plan)
+        self._agen: AsyncGenerator[str, None] | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._agen is None:
+            self._agen = self._run()
+        return self._agen
+
+    async def _run(self) -> AsyncGenerator[str, None]:
+        import asyncio
+
+        from .adapters import _http
+
+        adapter, parser = self._begin()
+        self._state = parser.state
+        try:
+            async with _http.astream(self._ws.ahttp, adapter.chat_request(self._plan.request),
+                                     **self._http_options()) as chunks:
+                self._started = True
+                async for chunk in chunks:
+                    for delta in self._take(parser.feed(chunk)):
+                        yield delta
+                for delta in self._take(parser.close()):
+                    yield delta
+        except ProviderError as exc:
+            self._fail(exc)
+            raise
+        except (GeneratorExit, KeyboardInterrupt, asyncio.CancelledError):
+            self._end("cancelled")
+            raise
+        self._finish_ok(parser.state)
+
+    @property
+    def text(self) -> str:
+        return self.partial_text
+
+    async def wait(self) -> AsyncChatStream:
+        async for _ in self:
+            pass
+        return self
+
+    async def aclose(self) -> None:
+        if self._agen is not None:
+            await self._agen.aclose()
+        if not self._done:
+            self._iterating = True
+            self._end("cancelled")
+
+
+def start_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
+               **kw: Any) -> ChatStream:
+    return ChatStream(ws, plan_chat(ws, prompt, **kw))
+
+
+def start_achat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
+                **kw: Any) -> AsyncChatStream:
+    return AsyncChatStream(ws, plan_chat(ws, prompt, **kw))

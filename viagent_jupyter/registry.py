@@ -1,0 +1,224 @@
+"""ModelRegistry: cache-first model lists per provider, persisted in the workspace database.
+
+* ``models(id)`` answers from the cache while it is younger than the TTL (one hour by default,
+  ``$VIAGENT_MODELS_TTL`` seconds or ``ModelRegistry.ttl``), else fetches.
+* ``models(id, refresh=True)`` fetches now; the returned :class:`ModelList` says what was
+  ``added`` and ``removed`` since the cached list.
+* A failed fetch with a cache returns the stale list (``.stale`` is True) with a
+  :class:`StaleModelListWarning`; without a cache it raises the provider error.
+* ``refresh_all()`` fetches every provider at once (one thread each).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .errors import ProviderError, StorageError, ViagentError
+from .schema import ModelInfo
+
+if TYPE_CHECKING:
+    from ._workspace import Workspace
+
+__all__ = ["ModelList", "ModelRegistry", "StaleModelListWarning"]
+
+log = logging.getLogger("viagent_jupyter.registry")
+
+DEFAULT_TTL_S = 3600.0
+MAX_PAGES = 100
+
+
+class StaleModelListWarning(UserWarning):
+    """A model list could not be refreshed; the cached (older) one is returned."""
+
+
+class ModelList(list[ModelInfo]):
+    """A list of :class:`ModelInfo` that also tells where it came from."""
+
+    def __init__(self, models: Iterable[ModelInfo] = (), *, provider: str = "",
+                 fetched_at: float | None = None, from_cache: bool = False,
+                 stale: bool = False, added: Iterable[str] = (),
+                 removed: Iterable[str] = ()) -> None:
+        super().__init__(models)
+        self.provider = provider
+        self.fetched_at = fetched_at
+        self.from_cache = from_cache
+        self.stale = stale
+        self.added = sorted(added)
+        self.removed = sorted(removed)
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.id for m in self]
+
+
+def _dump(models: list[ModelInfo]) -> str:
+    return json.dumps([m.model_dump(mode="json", exclude_none=True) for m in models])
+
+
+def _load(data: str) -> list[ModelInfo]:
+    out = []
+    for item in json.loads(data):
+        if item.get("pricing"):
+            item["pricing"] = {k: Decimal(str(v)) for k, v in item["pricing"].items()}
+        out.append(ModelInfo.model_validate(item))
+    return out
+
+
+class ModelRegistry:
+    """Model lists of a workspace's providers, fetched live and cached in its database."""
+
+    def __init__(self, ws: Workspace, ttl: float | None = None) -> None:
+        self._ws = ws
+        env = os.environ.get("VIAGENT_MODELS_TTL")
+        self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL_S
+        self._lock = threading.RLock()
+        # provider id -> (fetched_at, models, by id): parsed once per stored version
+        self._memory: dict[str, tuple[float, list[ModelInfo], dict[str, ModelInfo]]] = {}
+
+    # -- cache ----------------------------------------------------------------------------------
+    def cached(self, provider: str) -> ModelList | None:
+        """The cached list (any age), or None."""
+        db = self._ws.db
+        with db.read() as conn:
+            row = conn.execute("SELECT fetched_at FROM model_cache WHERE provider_id = ?",
+                               (provider,)).fetchone()
+        if row is None:
+            self._memory.pop(provider, None)
+            return None
+        fetched_at = float(row[0])
+        mem = self._memory.get(provider)
+        if mem is None or mem[0] != fetched_at:
+            with db.read() as conn:
+                data = conn.execute("SELECT data FROM model_cache WHERE provider_id = ?",
+                                    (provider,)).fetchone()
+            if data is None:
+                return None
+            try:
+                models = _load(data[0])
+            except (ValueError, TypeError):
+                log.warning("the cached model list of %r is damaged; it will be refetched",
+                            provider)
+                return None
+            mem = (fetched_at, models, {m.id: m for m in models})
+            self._memory[provider] = mem
+        return ModelList(mem[1], provider=provider, fetched_at=fetched_at, from_cache=True)
+
+    def _save(self, provider: str, models: list[ModelInfo]) -> float:
+        now = time.time()
+        with self._ws.db.write() as conn:
+            if conn.execute("SELECT 1 FROM providers WHERE id = ?", (provider,)).fetchone():
+                conn.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)",
+                             (provider, now, _dump(models)))
+                self._ws.db.bump(conn, "models_rev")
+        self._memory[provider] = (now, models, {m.id: m for m in models})
+        return now
+
+    # -- fetching -------------------------------------------------------------------------------
+    def fetch(self, provider: str) -> list[ModelInfo]:
+        """Ask the provider for its models now (all pages), without touching the cache."""
+        from .adapters import _http, get_adapter
+
+        cfg = self._ws.providers.get(provider)
+        key, _source = self._ws.providers.resolve_key(provider)
+        adapter = get_adapter(cfg.provider_type)
+        request = adapter.models_request(cfg.endpoint, key, cfg.headers)
+        models: list[ModelInfo] = []
+        seen: set[str] = set()
+        for _page in range(MAX_PAGES):
+            body = _http.request_json(
+                self._ws.http, request, provider=cfg.id, timeout=cfg.timeout,
+                max_retries=cfg.max_retries, allow_insecure_http=cfg.allow_insecure_http,
+                error_from_response=adapter.error_from_response,
+            )
+            page = adapter.parse_models(body, request)
+            for m in page.models:
+                if m.id not in seen:
+                    seen.add(m.id)
+                    models.append(m)
+            if page.next_request is None:
+                break
+            request = page.next_request
+        return models
+
+    def refresh(self, provider: str) -> ModelList:
+        """Fetch now and store; the result carries ``added``/``removed`` against the cache.
+        On failure: the stale cache with a warning, or the error when there is no cache."""
+        old = self.cached(provider)
+        try:
+            models = self.fetch(provider)
+        except (ProviderError, StorageError, ViagentError) as exc:
+            if old is None or not isinstance(exc, ProviderError):
+                raise
+            warnings.warn(
+                f"Could not refresh the models of '{provider}' ({exc}); showing the cached list "
+                "from " + time.strftime("%Y-%m-%d %H:%M", time.localtime(old.fetched_at or 0)),
+                StaleModelListWarning,
+                stacklevel=3,
+            )
+            old.stale = True
+            return old
+        fetched_at = self._save(provider, models)
+        new_ids = {m.id for m in models}
+        old_ids = set(old.ids) if old is not None else set()
+        return ModelList(models, provider=provider, fetched_at=fetched_at,
+                         added=new_ids - old_ids if old is not None else (),
+                         removed=old_ids - new_ids)
+
+    def models(self, provider: str, refresh: bool = False) -> ModelList:
+        if not refresh:
+            cached = self.cached(provider)
+            if cached is not None and time.time() - (cached.fetched_at or 0) < self.ttl:
+                return cached
+        return self.refresh(provider)
+
+    def refresh_all(self, providers: Iterable[str] | None = None
+                    ) -> dict[str, ModelList | ViagentError]:
+        """Refresh every provider concurrently; each gets its list or its error."""
+        ids = list(providers) if providers is not None else \
+            [p.id for p in self._ws.providers.list()]
+        self._ws.http  # noqa: B018 - make the shared client before the threads need it
+        results: dict[str, ModelList | ViagentError] = {}
+
+        def one(pid: str) -> None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", StaleModelListWarning)
+                    results[pid] = self.refresh(pid)
+            except ViagentError as exc:
+                results[pid] = exc
+
+        if ids:
+            with ThreadPoolExecutor(max_workers=min(16, len(ids)),
+                                    thread_name_prefix="viagent-models") as pool:
+                list(pool.map(one, ids))
+        return {pid: results[pid] for pid in ids}
+
+    def pricing(self, provider: str, model: str) -> dict[str, Decimal] | None:
+        """USD per token for a model, from the cache only (never a request)."""
+        cached = self.cached(provider)
+        if cached is None:
+            return None
+        mem = self._memory.get(provider)
+        info = mem[2].get(model) if mem else None
+        return dict(info.pricing) if info is not None and info.pricing else None
+
+    def info(self, provider: str, model: str) -> ModelInfo | None:
+        if self.cached(provider) is None:
+            return None
+        mem = self._memory.get(provider)
+        return mem[2].get(model) if mem else None
+
+    def forget(self, provider: str) -> None:
+        with self._ws.db.write() as conn:
+            conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (provider,))
+            self._ws.db.bump(conn, "models_rev")
+        self._memory.pop(provider, None)
