@@ -1,0 +1,283 @@
+"""Google Gemini (Generative Language API v1beta): ``POST
+{base}/v1beta/models/{model}:streamGenerateContent?alt=sse``.
+
+We always ask for ``alt=sse`` (G13): ``data: <GenerateContentResponse>`` events with CRLF
+line ends (G1), no ``event:`` and no ``[DONE]`` — the terminal marker is a candidate with a
+``finishReason`` (or a prompt blocked via ``promptFeedback.blockReason``). Text =
+``candidates[0].content.parts[].text`` except parts with ``"thought": true``.
+``usageMetadata`` is cumulative on every chunk (G12): the last one wins, never summed;
+``completion_tokens = candidatesTokenCount + thoughtsTokenCount``.
+
+Gemini writes an error that happens mid-stream as plain (pretty-printed) JSON without
+``data:`` (google-genai parses it by brace counting): lines that are not SSE fields are
+collected and, once they form a JSON object, an ``error`` in it raises
+:class:`ProviderAPIError`. The same path reads a JSON-array body (the non-SSE mode, should
+a proxy drop ``alt=sse``) at the end of the stream.
+
+``STOP`` with ``functionCall`` parts is reported as ``tool_calls`` (raw value stays
+``STOP``), like Ollama's and OpenAI's own mapping, so callers can tell why there is no text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import ProviderError, ProviderResponseError
+from ..schema import ModelInfo
+from ._common import (
+    BaseParser,
+    build_headers,
+    count,
+    endpoint,
+    entries,
+    http_error,
+    load_json_body,
+    model_info,
+    opt_str,
+    parse_json,
+    require_stream,
+    set_finish,
+    settings_of,
+    split_system,
+    stream_error,
+)
+from ._sse import SSEDecoder, SSEEvent
+from .base import ChatRequest, HTTPRequest, ModelPage
+
+__all__ = ["ADAPTER", "GeminiAdapter", "Parser"]
+
+MODELS_PAGE_SIZE = "1000"
+
+_FINISH: dict[Any, str] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    # enum-encoding=int (array mode of some SDKs): 1 STOP, 2 MAX_TOKENS, 3 SAFETY, 4 RECITATION
+    1: "stop",
+    2: "length",
+    3: "content_filter",
+    4: "content_filter",
+}
+_GENERATION_CONFIG = {
+    "temperature": "temperature",
+    "max_tokens": "maxOutputTokens",
+    "top_p": "topP",
+    "frequency_penalty": "frequencyPenalty",
+    "presence_penalty": "presencePenalty",
+}
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"x-goog-api-key": api_key} if api_key else {}  # never ?key=
+
+
+def model_path(model: str) -> str:
+    """``/v1beta/models/{id}`` (a ``models/`` prefix is accepted; ``tunedModels/x`` kept)."""
+    if model.startswith("tunedModels/"):
+        return "/v1beta/tunedModels/" + quote(model[len("tunedModels/"):], safe="")
+    return "/v1beta/models/" + quote(model.removeprefix("models/"), safe="")
+
+
+class Parser(BaseParser):
+    """Incremental parser of a Gemini ``streamGenerateContent?alt=sse`` body."""
+
+    protocol = "Gemini generateContent"
+    marker = "candidate with a finishReason"
+
+    def __init__(self, req: ChatRequest) -> None:
+        super().__init__(req)
+        self._sse = SSEDecoder(self.provider, keep_stray=True)
+        self._sse_feed = self._sse.feed
+        self._stray = self._sse.stray
+        self._stray_seen = 0
+        self._tool_calls = False
+        self._usage_key: tuple[Any, ...] | None = None
+
+    def _feed(self, data: bytes, out: list[str]) -> None:
+        events = self._sse_feed(data)
+        if events:
+            self._handle(events, out)
+        if self._stray and len(self._stray) != self._stray_seen:
+            self._check_stray(out, final=False)
+
+    def _close(self, out: list[str]) -> None:
+        self._handle(self._sse.close(), out)
+        if self._stray:
+            self._check_stray(out, final=True)
+
+    def _check_stray(self, out: list[str], *, final: bool) -> None:
+        """Non-SSE lines: a JSON error object, or a JSON array of chunks."""
+        stray = self._stray
+        self._stray_seen = len(stray)
+        last = stray[-1].lstrip()[:1]
+        if not final and last not in (b"}", b"]"):
+            return  # cannot be complete yet
+        text = b"\n".join(stray)
+        try:
+            obj = json.loads(text.decode("utf-8", "replace"))
+        except ValueError as exc:
+            if not final:
+                return
+            if self.state.done:  # trailing junk after a finished answer: ignore it
+                stray.clear()
+                return
+            raise self.bad_json(text, exc) from None
+        stray.clear()
+        self._stray_seen = 0
+        items = obj if isinstance(obj, list) else [obj]
+        for item in items:
+            if isinstance(item, Mapping) and "error" in item:
+                raise stream_error(item["error"], self.provider, self.model)
+        if not isinstance(obj, list):
+            raise ProviderResponseError(
+                f"Unexpected non-SSE JSON in the stream from provider '{self.provider}'. "
+                f"Check that the base_url serves the {self.protocol} API.",
+                self.provider, self.model)
+        self._handle([(b"", json.dumps(item).encode()) for item in items], out)
+
+    def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
+        parse = parse_json
+        append = out.append
+        state = self.state
+        try:
+            for _event, payload in events:
+                try:
+                    obj = parse(payload)
+                except ValueError as exc:
+                    raise self.bad_json(payload, exc) from None
+                if type(obj) is not dict:
+                    raise self.bad_json(payload, None)
+                candidates = obj.get("candidates")
+                if candidates:
+                    candidate = candidates[0]
+                    content = candidate.get("content")
+                    if content:
+                        parts = content.get("parts")
+                        if parts:
+                            for part in parts:
+                                text = part.get("text")
+                                if text:
+                                    if not part.get("thought"):
+                                        append(text)
+                                elif "functionCall" in part:
+                                    self._tool_calls = True
+                    reason = candidate.get("finishReason")
+                    if reason:
+                        set_finish(state, reason, _FINISH)
+                        if self._tool_calls and state.finish_reason == "stop":
+                            state.finish_reason = "tool_calls"
+                        state.done = True
+                else:
+                    feedback = obj.get("promptFeedback")
+                    if feedback and feedback.get("blockReason"):  # prompt blocked
+                        set_finish(state, feedback["blockReason"], {})
+                        state.finish_reason = "content_filter"
+                        state.done = True
+                usage = obj.get("usageMetadata")
+                if usage:
+                    self._usage(usage)
+                if state.model is None:
+                    state.model = opt_str(obj.get("modelVersion"))
+                    state.response_id = opt_str(obj.get("responseId"))
+                if "error" in obj:
+                    raise stream_error(obj["error"], self.provider, self.model)
+        except (AttributeError, TypeError, IndexError, KeyError) as exc:
+            raise self.bad_shape(exc) from None
+
+    def _usage(self, meta: Mapping[str, Any]) -> None:
+        prompt = meta.get("promptTokenCount")
+        cand = meta.get("candidatesTokenCount")
+        thoughts = meta.get("thoughtsTokenCount")
+        total = meta.get("totalTokenCount")
+        key = (prompt, cand, thoughts, total)
+        if key == self._usage_key:  # unchanged since the last chunk
+            return
+        self._usage_key = key
+        usage: dict[str, int] = {}
+        if type(prompt) is int:
+            usage["prompt_tokens"] = prompt
+        cand = cand if type(cand) is int else None
+        thoughts = thoughts if type(thoughts) is int else None
+        if cand is not None or thoughts is not None:
+            usage["completion_tokens"] = (cand or 0) + (thoughts or 0)
+        if type(total) is int:
+            usage["total_tokens"] = total
+        self.state.usage = usage  # cumulative: the last report replaces the earlier ones
+
+
+def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
+    methods = entry.get("supportedGenerationMethods")
+    name = opt_str(entry.get("name"))
+    if name is None or not isinstance(methods, list) or "generateContent" not in methods:
+        return None
+    return model_info(
+        name.removeprefix("models/"),
+        name=opt_str(entry.get("displayName")),
+        context_length=count(entry.get("inputTokenLimit")),
+        capabilities=("reasoning",) if entry.get("thinking") is True else (),
+        description=opt_str(entry.get("description")),
+    )
+
+
+class GeminiAdapter:
+    """streamGenerateContent over SSE; models from ``GET {base}/v1beta/models`` (pageToken)."""
+
+    name = "gemini"
+
+    def chat_request(self, req: ChatRequest) -> HTTPRequest:
+        require_stream(req)
+        system, messages = split_system(req)
+        body: dict[str, Any] = {
+            "contents": [
+                {"role": "model" if m["role"] == "assistant" else "user",
+                 "parts": [{"text": m["content"]}]}
+                for m in messages
+            ],
+        }
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        config = {_GENERATION_CONFIG[k]: v for k, v in settings_of(req).items()}
+        if config:
+            body["generationConfig"] = config
+        url, params = endpoint(req.base_url, model_path(req.model) + ":streamGenerateContent",
+                               {"alt": "sse"})
+        headers = build_headers(_auth(req.api_key), req.headers, "text/event-stream")
+        return HTTPRequest("POST", url, headers, json=body, params=params)
+
+    def parser(self, req: ChatRequest) -> Parser:
+        return Parser(req)
+
+    def models_request(self, base_url: str, api_key: str | None,
+                       headers: Mapping[str, str]) -> HTTPRequest:
+        url, params = endpoint(base_url, "/v1beta/models", {"pageSize": MODELS_PAGE_SIZE})
+        return HTTPRequest("GET", url, build_headers(_auth(api_key), headers, "application/json"),
+                           params=params)
+
+    def parse_models(self, body: bytes, request: HTTPRequest) -> ModelPage:
+        obj = load_json_body(body, request)
+        models = [m for m in map(_model, entries(obj, "models")) if m is not None]
+        next_request = None
+        token = opt_str(obj.get("nextPageToken")) if isinstance(obj, Mapping) else None
+        params = dict(request.params or {})
+        if token and params.get("pageToken") != token:
+            params["pageToken"] = token
+            next_request = replace(request, params=params, headers=dict(request.headers))
+        return ModelPage(models, next_request)
+
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
+                            provider: str, model: str | None) -> ProviderError:
+        return http_error(status, headers, body, provider, model)
+
+
+ADAPTER = GeminiAdapter()

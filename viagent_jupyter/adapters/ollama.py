@@ -1,0 +1,168 @@
+"""Ollama native chat (``POST {base}/api/chat``, NDJSON).
+
+Stream facts relied on: one compact JSON object per ``\\n``-terminated line (split on
+bytes, so raw U+0085 inside a string is safe — G5); ``"stream": true`` is always sent
+(G18); text = ``message.content`` (``message.thinking`` is not text); the final line has
+``"done": true`` (the terminal marker), ``done_reason`` (``stop``, ``length``; ``load``/
+``unload`` → ``other``; absent on old servers → ``stop``), ``prompt_eval_count`` and
+``eval_count``. A line ``{"error": "..."}`` is an in-stream error (status stays 200).
+When the answer called tools and ended with ``stop`` we report ``tool_calls`` (as Ollama's
+own OpenAI layer does); the raw value stays ``stop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ProviderError
+from ..schema import ModelInfo
+from ._common import (
+    BaseParser,
+    build_headers,
+    count,
+    endpoint,
+    entries,
+    http_error,
+    load_json_body,
+    model_info,
+    opt_str,
+    parse_json,
+    require_stream,
+    set_finish,
+    settings_of,
+    stream_error,
+    with_system,
+)
+from ._sse import NDJSONDecoder
+from .base import ChatRequest, HTTPRequest, ModelPage
+
+__all__ = ["ADAPTER", "OllamaAdapter", "Parser"]
+
+_FINISH = {"stop": "stop", "length": "length"}
+_OPTIONS = {
+    "temperature": "temperature",
+    "max_tokens": "num_predict",
+    "top_p": "top_p",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}  # ollama.com needs one
+
+
+class Parser(BaseParser):
+    """Incremental parser of an Ollama ``/api/chat`` NDJSON body."""
+
+    protocol = "Ollama /api/chat"
+    marker = "line with \"done\": true"
+
+    def __init__(self, req: ChatRequest) -> None:
+        super().__init__(req)
+        self._lines = NDJSONDecoder(self.provider)
+        self._lines_feed = self._lines.feed
+        self._tool_calls = False
+
+    def _feed(self, data: bytes, out: list[str]) -> None:
+        lines = self._lines_feed(data)
+        if lines:
+            self._handle(lines, out)
+
+    def _close(self, out: list[str]) -> None:
+        self._handle(self._lines.close(), out)
+
+    def _handle(self, lines: list[bytes], out: list[str]) -> None:
+        parse = parse_json
+        append = out.append
+        try:
+            for line in lines:
+                try:
+                    obj = parse(line)
+                except ValueError as exc:
+                    raise self.bad_json(line, exc) from None
+                if type(obj) is not dict:
+                    raise self.bad_json(line, None)
+                message = obj.get("message")
+                if message:
+                    text = message.get("content")
+                    if text:
+                        append(text)
+                    elif message.get("tool_calls"):
+                        self._tool_calls = True
+                if obj.get("done"):
+                    self._done(obj)
+                elif "error" in obj:
+                    raise stream_error(obj["error"], self.provider, self.model)
+        except (AttributeError, TypeError, IndexError, KeyError) as exc:
+            raise self.bad_shape(exc) from None
+
+    def _done(self, obj: Mapping[str, Any]) -> None:
+        state = self.state
+        state.done = True
+        reason = obj.get("done_reason")
+        if reason:
+            set_finish(state, reason, _FINISH)
+        else:
+            state.finish_reason, state.raw_finish_reason = "stop", None
+        if self._tool_calls and state.finish_reason == "stop":
+            state.finish_reason = "tool_calls"
+        prompt, completion = count(obj.get("prompt_eval_count")), count(obj.get("eval_count"))
+        if prompt is not None:
+            state.usage["prompt_tokens"] = prompt
+        if completion is not None:
+            state.usage["completion_tokens"] = completion
+        state.model = opt_str(obj.get("model")) or state.model
+
+
+def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
+    mid = opt_str(entry.get("name")) or opt_str(entry.get("model"))
+    if mid is None:
+        return None
+    details = entry.get("details")
+    description = None
+    if isinstance(details, Mapping):
+        bits = [details.get(k) for k in ("family", "parameter_size", "quantization_level")]
+        description = " ".join(b for b in bits if isinstance(b, str) and b) or None
+    return model_info(mid, description=description)
+
+
+class OllamaAdapter:
+    """Native ``/api/chat`` (NDJSON); models from ``GET {base}/api/tags``."""
+
+    name = "ollama"
+
+    def chat_request(self, req: ChatRequest) -> HTTPRequest:
+        require_stream(req)
+        body: dict[str, Any] = {
+            "model": req.model,
+            "messages": with_system(req),
+            "stream": True,  # /api/chat streams by default; say so anyway (G18)
+        }
+        options = {_OPTIONS[k]: v for k, v in settings_of(req).items()}
+        if options:
+            body["options"] = options
+        url, params = endpoint(req.base_url, "/api/chat")
+        headers = build_headers(_auth(req.api_key), req.headers, "application/x-ndjson")
+        return HTTPRequest("POST", url, headers, json=body, params=params)
+
+    def parser(self, req: ChatRequest) -> Parser:
+        return Parser(req)
+
+    def models_request(self, base_url: str, api_key: str | None,
+                       headers: Mapping[str, str]) -> HTTPRequest:
+        url, params = endpoint(base_url, "/api/tags")
+        return HTTPRequest("GET", url, build_headers(_auth(api_key), headers, "application/json"),
+                           params=params)
+
+    def parse_models(self, body: bytes, request: HTTPRequest) -> ModelPage:
+        obj = load_json_body(body, request)
+        return ModelPage([m for m in map(_model, entries(obj, "models")) if m is not None])
+
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
+                            provider: str, model: str | None) -> ProviderError:
+        return http_error(status, headers, body, provider, model)
+
+
+ADAPTER = OllamaAdapter()

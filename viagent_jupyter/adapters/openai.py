@@ -1,0 +1,246 @@
+"""OpenAI Chat Completions (``POST {base}/chat/completions``, SSE), used for the provider
+types ``openai``, ``openrouter`` and ``openai_compatible`` (vLLM, LM Studio, Ollama ``/v1``,
+Azure-style URLs with ``?api-version=``...).
+
+Stream facts relied on (see the wire fact sheet): one ``data: <json>`` per event, ``data:
+[DONE]`` ends the stream (also sent by Ollama ``/v1`` and OpenRouter — every recorded
+OpenAI-style stream has it, so it is the only terminal marker we accept); the usage chunk
+has ``choices: []`` (G7); OpenRouter sends its usage chunk *after* the finish chunk with
+``finish_reason: null`` (G8), so the last non-null finish reason wins; ``usage`` may be
+``null`` or absent on ordinary chunks (G9); comments (``: OPENROUTER PROCESSING``) are
+keep-alives (G2); a data object with an ``error`` member is an in-stream error (G15).
+Text = ``delta.content`` plus ``delta.refusal`` (a refusal is what the model said);
+``delta.reasoning``/``reasoning_content`` and tool-call fragments are not text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ProviderError
+from ..schema import ModelInfo
+from ._common import (
+    BaseParser,
+    build_headers,
+    count,
+    endpoint,
+    entries,
+    http_error,
+    load_json_body,
+    model_info,
+    opt_str,
+    parse_json,
+    price,
+    require_stream,
+    set_finish,
+    settings_of,
+    stream_error,
+    with_system,
+)
+from ._sse import SSEDecoder, SSEEvent
+from .base import ChatRequest, HTTPRequest, ModelPage
+
+__all__ = ["ADAPTER", "OpenAIAdapter", "Parser"]
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+class Parser(BaseParser):
+    """Incremental parser of an OpenAI-style chat-completions SSE body."""
+
+    protocol = "OpenAI chat-completions"
+    marker = "'data: [DONE]'"
+
+    def __init__(self, req: ChatRequest) -> None:
+        super().__init__(req)
+        self._sse = SSEDecoder(self.provider)
+        self._sse_feed = self._sse.feed
+
+    def _feed(self, data: bytes, out: list[str]) -> None:
+        events = self._sse_feed(data)
+        if events:
+            self._handle(events, out)
+
+    def _close(self, out: list[str]) -> None:
+        self._handle(self._sse.close(), out)
+
+    def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
+        parse = parse_json
+        append = out.append
+        state = self.state
+        try:
+            for event, payload in events:
+                try:
+                    obj = parse(payload)
+                except ValueError as exc:
+                    if payload.strip() == b"[DONE]":
+                        state.done = True
+                        continue
+                    raise self.bad_json(payload, exc) from None
+                if type(obj) is not dict:
+                    raise self.bad_json(payload, None)
+                choices = obj.get("choices")
+                if choices:
+                    choice = choices[0]
+                    delta = choice.get("delta")
+                    if delta:
+                        text = delta.get("content")
+                        if text:
+                            if type(text) is str:
+                                append(text)
+                            else:
+                                _content_parts(text, out)
+                        text = delta.get("refusal")
+                        if text and type(text) is str:
+                            append(text)
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        set_finish(state, reason, _FINISH)
+                usage = obj.get("usage")
+                if usage:
+                    self._usage(usage)
+                if state.model is None:
+                    state.model = opt_str(obj.get("model"))
+                    state.response_id = opt_str(obj.get("id"))
+                if event or "error" in obj:
+                    self._error_event(event, obj)
+        except (AttributeError, TypeError, IndexError, KeyError) as exc:
+            raise self.bad_shape(exc) from None
+
+    def _usage(self, usage: Any) -> None:
+        if not isinstance(usage, Mapping):
+            return
+        state = self.state
+        for key in _USAGE_KEYS:
+            value = count(usage.get(key))
+            if value is not None:
+                state.usage[key] = value
+        cost = usage.get("cost")  # OpenRouter: USD, provider-reported
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            state.cost = float(cost)
+
+    def _error_event(self, event: bytes, obj: dict[str, Any]) -> None:
+        err = obj.get("error")
+        if err:
+            raise stream_error(err, self.provider, self.model)
+        if event == b"error":
+            raise stream_error(obj, self.provider, self.model)
+
+
+def _content_parts(parts: Any, out: list[str]) -> None:
+    """Some compatible servers send ``content`` as a list of typed parts."""
+    if isinstance(parts, list):
+        for part in parts:
+            if isinstance(part, Mapping) and part.get("type") in ("text", None):
+                text = part.get("text")
+                if isinstance(text, str) and text:
+                    out.append(text)
+
+
+def _capabilities(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """OpenRouter: ``tools`` (supported_parameters has tools), ``vision`` (image input),
+    ``reasoning`` (supported_parameters has reasoning/include_reasoning)."""
+    caps: list[str] = []
+    params = entry.get("supported_parameters")
+    params = params if isinstance(params, list) else []
+    arch = entry.get("architecture")
+    inputs: Any = None
+    if isinstance(arch, Mapping):
+        inputs = arch.get("input_modalities")
+        if not isinstance(inputs, list):
+            modality = arch.get("modality")
+            inputs = modality.split("->")[0].split("+") if isinstance(modality, str) else []
+    if "tools" in params:
+        caps.append("tools")
+    if inputs and "image" in inputs:
+        caps.append("vision")
+    if "reasoning" in params or "include_reasoning" in params:
+        caps.append("reasoning")
+    return tuple(caps)
+
+
+def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
+    mid = opt_str(entry.get("id"))
+    if mid is None:
+        return None
+    created = count(entry.get("created"))
+    if "pricing" not in entry and "context_length" not in entry and "architecture" not in entry:
+        return model_info(mid, created=created)  # plain OpenAI / compatible listing
+    # OpenRouter
+    context = count(entry.get("context_length"))
+    top = entry.get("top_provider")
+    if context is None and isinstance(top, Mapping):
+        context = count(top.get("context_length"))
+    pricing = None
+    prices = entry.get("pricing")
+    if isinstance(prices, Mapping):
+        prompt, completion = price(prices.get("prompt")), price(prices.get("completion"))
+        if prompt is not None and completion is not None:
+            pricing = {"prompt": prompt, "completion": completion}
+    return model_info(
+        mid,
+        name=opt_str(entry.get("name")),
+        context_length=context,
+        pricing=pricing,
+        capabilities=_capabilities(entry),
+        created=created,
+        description=opt_str(entry.get("description")),
+    )
+
+
+class OpenAIAdapter:
+    """Chat Completions over SSE; models from ``GET {base}/models``."""
+
+    name = "openai"
+
+    def chat_request(self, req: ChatRequest) -> HTTPRequest:
+        require_stream(req)
+        body: dict[str, Any] = {
+            "model": req.model,
+            "messages": with_system(req),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        for key, value in settings_of(req).items():
+            # OpenAI itself deprecated max_tokens (rejected by o-series/gpt-5 models);
+            # compatible servers and OpenRouter know max_tokens.
+            if key == "max_tokens" and req.provider_type == "openai":
+                key = "max_completion_tokens"
+            body[key] = value
+        url, params = endpoint(req.base_url, "/chat/completions")
+        headers = build_headers(_auth(req.api_key), req.headers, "text/event-stream")
+        return HTTPRequest("POST", url, headers, json=body, params=params)
+
+    def parser(self, req: ChatRequest) -> Parser:
+        return Parser(req)
+
+    def models_request(self, base_url: str, api_key: str | None,
+                       headers: Mapping[str, str]) -> HTTPRequest:
+        url, params = endpoint(base_url, "/models")
+        return HTTPRequest("GET", url, build_headers(_auth(api_key), headers, "application/json"),
+                           params=params)
+
+    def parse_models(self, body: bytes, request: HTTPRequest) -> ModelPage:
+        obj = load_json_body(body, request)
+        items = entries({"data": obj}, "data") if isinstance(obj, list) else entries(obj, "data")
+        models = [m for m in map(_model, items) if m is not None]
+        return ModelPage(models)
+
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
+                            provider: str, model: str | None) -> ProviderError:
+        return http_error(status, headers, body, provider, model)
+
+
+ADAPTER = OpenAIAdapter()
