@@ -194,6 +194,14 @@ class Workspace:
             self._poll_handle.cancel()
             self._poll_handle = None
 
+    async def aclose(self) -> None:
+        """Close the async HTTP client of the running loop (call before the loop ends)."""
+        if self._aclient is not None:
+            loop, client = self._aclient
+            self._aclient = None
+            if loop is asyncio.get_running_loop():
+                await client.aclose()
+
     def close(self) -> None:
         self._closed = True
         self.stop_autorefresh()
