@@ -280,8 +280,8 @@ def test_planted_key_goes_only_into_its_own_header(
         with pytest.raises(vj.AuthenticationError) as info:
             ws.chat("again", provider="mine").wait()
         texts += [str(info.value), repr(info.value), repr(vars(info.value))]
-        own.script("chat", Scripted(status=200, body=f'data: {{"error": {{"message": "{key}"}}}}\n\n',
-                                    content_type="text/event-stream"))
+        in_stream = f'data: {{"error": {{"message": "{key}"}}}}\n\n'
+        own.script("chat", Scripted(status=200, body=in_stream, content_type="text/event-stream"))
         with pytest.raises(vj.ProviderAPIError) as info2:
             ws.chat("again", provider="mine").wait()
         texts += [str(info2.value), repr(vars(info2.value))]
