@@ -1,0 +1,153 @@
+"""``viagent-demo``: JupyterLab on the quickstart notebook, offline, with a local demo provider.
+
+It starts the local fake provider (``viagent_jupyter.testing``) on 127.0.0.1, registers it in
+the workspace as the provider ``demo`` (labelled *Local demo (offline)*), selects it when no
+other provider is selected, and runs JupyterLab on loopback with the quickstart notebook open.
+No key and no network are needed. Ctrl-C stops both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["DEMO_ID", "DEMO_NAME", "ensure_demo", "main", "register_demo"]
+
+DEMO_ID = "demo"
+DEMO_NAME = "Local demo (offline)"
+DEFAULT_PORT = 18_765
+
+
+def register_demo(ws: object, base_url: str, *, select: bool = True) -> None:
+    """Create or re-point the ``demo`` provider at ``base_url`` (an OpenAI-style ``/v1``)."""
+    from ._workspace import Workspace
+    from .errors import ProviderNotFoundError
+
+    assert isinstance(ws, Workspace)
+    try:
+        cfg = ws.providers.get(DEMO_ID)
+    except ProviderNotFoundError:
+        ws.providers.create(id=DEMO_ID, provider_type="openai_compatible", name=DEMO_NAME,
+                            base_url=base_url, default_model="demo-small",
+                            settings={"temperature": 0.7})
+    else:
+        if cfg.base_url != base_url or cfg.provider_type != "openai_compatible":
+            ws.providers.update(DEMO_ID, provider_type="openai_compatible", base_url=base_url)
+    if select and not ws.providers.selected:
+        ws.providers.select(DEMO_ID)
+
+
+_in_kernel_server: object | None = None
+
+
+def _answers(base_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(base_url + "/models", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def ensure_demo(ws: object | None = None, *, delay: float = 0.02) -> str:
+    """Make sure the ``demo`` provider answers: reuse the one ``viagent-demo`` runs, else start
+    a local demo server inside this process (kept until it exits). Returns ``"demo"``."""
+    global _in_kernel_server
+    from . import workspace
+    from ._workspace import Workspace
+    from .errors import ProviderNotFoundError
+    from .testing import FakeProviderServer
+
+    ws = ws or workspace()
+    assert isinstance(ws, Workspace)
+    try:
+        cfg = ws.providers.get(DEMO_ID)
+        if cfg.base_url and _answers(cfg.base_url):
+            if not ws.providers.selected:
+                ws.providers.select(DEMO_ID)
+            return DEMO_ID
+    except ProviderNotFoundError:
+        pass
+    if _in_kernel_server is None:
+        _in_kernel_server = FakeProviderServer(port=0, delay=delay).start()
+    assert isinstance(_in_kernel_server, FakeProviderServer)
+    register_demo(ws, _in_kernel_server.url_for("openai_compatible"))
+    return DEMO_ID
+
+
+def _notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` when run from a clone, else a copy in the home."""
+    here = Path(__file__).resolve().parent.parent / "notebooks"
+    if (here / "quickstart.ipynb").exists():
+        return here
+    packaged = Path(__file__).resolve().parent / "_notebooks"
+    target = Path.home() / "viagent-demo"
+    if packaged.is_dir() and not (target / "quickstart.ipynb").exists():
+        shutil.copytree(packaged, target, dirs_exist_ok=True)
+    target.mkdir(exist_ok=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="viagent-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8888, help="JupyterLab port (default 8888)")
+    parser.add_argument("--provider-port", type=int, default=DEFAULT_PORT,
+                        help=f"demo provider port (default {DEFAULT_PORT}; 0 = any free one)")
+    parser.add_argument("--delay", type=float, default=0.03,
+                        help="seconds between streamed words of the demo answer")
+    parser.add_argument("--home", help="workspace directory (default $VIAGENT_HOME or the "
+                        "Jupyter data dir)")
+    parser.add_argument("--no-lab", action="store_true",
+                        help="only run the demo provider (for your own Jupyter)")
+    args = parser.parse_args(argv)
+
+    if args.home:
+        os.environ["VIAGENT_HOME"] = args.home
+    from . import Workspace
+    from .testing import FakeProviderServer
+
+    try:
+        server = FakeProviderServer(port=args.provider_port, delay=args.delay).start()
+    except OSError:
+        server = FakeProviderServer(port=0, delay=args.delay).start()
+    base_url = server.url_for("openai_compatible")
+    with Workspace() as ws:
+        register_demo(ws, base_url)
+        print(f"viagent demo provider '{DEMO_ID}' ({DEMO_NAME}) at {base_url}", flush=True)
+        print(f"workspace: {ws.home}", flush=True)
+    if args.no_lab:
+        print("Press Ctrl-C to stop.", flush=True)
+        stop = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+        try:
+            signal.sigwait(stop)
+        finally:
+            server.stop()
+        return 0
+
+    nb_dir = _notebooks_dir()
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+           f"--port={args.port}", f"--ServerApp.root_dir={nb_dir}", "quickstart.ipynb"]
+    print(f"Starting JupyterLab on http://127.0.0.1:{args.port}/lab/tree/quickstart.ipynb "
+          "(the full URL with its token follows)", flush=True)
+    proc = subprocess.Popen(cmd, cwd=nb_dir)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return 1
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
