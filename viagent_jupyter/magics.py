@@ -1,0 +1,742 @@
+"""``%%llm`` and ``%llm``: chat with a configured provider from a notebook cell.
+
+``%load_ext viagent_jupyter`` (or ``c.InteractiveShellApp.extensions = ["viagent_jupyter"]``)
+registers them; ``%unload_ext viagent_jupyter`` removes them. Loading imports nothing heavy:
+the workspace, HTTP client, Markdown renderer and sanitizer load on the first call.
+
+Cell magic (the body is the prompt)::
+
+    %%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-s SYSTEM]
+          [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
+          [--no-interpolate] [--no-stream]
+
+``%llm [options] PROMPT`` does the same with the prompt on the line (there ``--chat`` takes
+no separate value: write ``--chat=THREAD``; ``--`` ends the options). Other line commands:
+``providers``, ``use ID``, ``models [ID] [--refresh]``, ``stats``, ``key ID [--session]``,
+``reset [THREAD]``, ``history [THREAD]``, ``error``, ``panel``, ``sidebar``, ``help``.
+
+Behaviour worth knowing:
+
+* ``{name}``, ``{name.attr}``, ``{name[0]}``, ``{In[3]}``, ``{Out[3]}`` in the prompt are
+  replaced from the user namespace (:func:`interpolate`: no ``eval``, no format specs, no
+  ``_private`` attributes); anything else in braces (code, JSON) stays as written;
+  ``{{``/``}}`` give single braces. IPython's own ``$name``/``{expr}`` expansion of the
+  magic line is turned off (it would evaluate code).
+* A one-line prompt that starts with a command word needs ``--``: ``%llm -- models are...``.
+* The answer streams into one display output, updated at most every ``update_interval``
+  seconds (and less often for very long answers, see ``update_bytes_per_second``); a plain
+  terminal IPython, which cannot update an output, prints it once at the end.
+* ``--chat`` threads live in the kernel (``LLMMagics.threads``) and keep completed exchanges
+  only: a failed or cancelled answer is not sent back to the model.
+* **Interrupting the kernel** stops the stream within a second: the connection is closed,
+  the partial answer stays on screen marked *cancelled*, its usage is recorded, ``_llm``
+  holds it, and the cell ends without a traceback (the ``KeyboardInterrupt`` is swallowed).
+  Note that a swallowed interrupt lets "Run All" continue with the next cell; set
+  ``c.LLMMagics.stop_on_error = True`` to end such a cell with a one-line error instead,
+  which stops the run.
+* Errors are one readable line (no traceback, never a key); ``%llm error`` shows details.
+
+Configuration (``ipython_config.py`` or ``%config``): see the traits of :class:`LLMMagics`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import keyword
+import re
+import shlex
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, Enum, Float, Int, Unicode
+
+from ._display import (
+    FORMATS,
+    Bundle,
+    ErrorOutput,
+    Footer,
+    LLMResult,
+    StreamDisplay,
+    Table,
+    output_class,
+)
+
+if TYPE_CHECKING:
+    from ._workspace import Workspace
+    from .chat import ChatStream
+    from .errors import ViagentError
+
+__all__ = ["LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs", "interpolate", "load",
+           "unload"]
+
+# -- interpolation ---------------------------------------------------------------------------
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_FIELD = rf"\{{({_NAME}(?:\.{_NAME}|\[[^\[\]{{}}]*\])*)\}}"
+_TOKEN = re.compile(rf"\{{\{{|\}}\}}|{_FIELD}")
+_PART = re.compile(rf"\.({_NAME})|\[([^\[\]{{}}]*)\]")
+_INT = re.compile(r"-?\d+")
+_MISSING = object()
+
+
+def _lookup(field: str, namespace: Mapping[str, Any]) -> object:
+    """Resolve ``name(.attr|[key])*`` with attribute/item lookups only; _MISSING if not."""
+    name = re.match(_NAME, field)
+    assert name is not None
+    if name.group(0) not in namespace:
+        return _MISSING
+    obj = namespace[name.group(0)]
+    try:
+        for part in _PART.finditer(field, name.end()):
+            attr, key = part.group(1), part.group(2)
+            if attr is not None:
+                if attr.startswith("_"):
+                    return _MISSING  # no dunder/private walks (obj.__class__.__init__...)
+                obj = getattr(obj, attr)
+            else:
+                key = key.strip()
+                index: object
+                if _INT.fullmatch(key):
+                    index = int(key)
+                elif len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
+                    index = key[1:-1]
+                else:
+                    index = key
+                obj = obj[index]
+        return str(obj)
+    except Exception:  # a failed lookup (or a property that raises) leaves the field as text
+        return _MISSING
+
+
+def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
+    """Fill ``{name}``, ``{name.attr}``, ``{name[0]}`` fields from ``namespace``.
+
+    Unknown names, failed lookups, ``_private`` attributes and anything in braces that is not
+    such a field (code, JSON, ``{x:>3}``) stay exactly as written. ``{{`` gives ``{``, and a
+    ``}}`` closing it gives ``}`` (a lone ``}}``, as at the end of nested JSON, stays)."""
+    out: list[str] = []
+    pos = 0
+    open_escapes = 0
+    for m in _TOKEN.finditer(template):
+        out.append(template[pos:m.start()])
+        pos = m.end()
+        token = m.group(0)
+        if token == "{{":
+            open_escapes += 1
+            out.append("{")
+        elif token == "}}":
+            if open_escapes:
+                open_escapes -= 1
+                out.append("}")
+            else:
+                out.append("}}")
+        else:
+            value = _lookup(m.group(1), namespace)
+            out.append(token if value is _MISSING else str(value))
+    out.append(template[pos:])
+    return "".join(out)
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+USAGE = """\
+%%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-s SYSTEM]
+      [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
+      [--no-interpolate] [--no-stream]
+      PROMPT (the cell body)
+%llm [options] PROMPT            the same, prompt on the line (--chat=THREAD, -- ends options)
+%llm providers | use ID | models [ID] [--refresh] | stats | key ID [--session]
+%llm reset [THREAD] | history [THREAD] | error | panel | sidebar | help"""
+
+HELP = USAGE + """
+
+  -p, --provider ID     provider to use (default: the selected one)
+  -m, --model MODEL     model (default: the provider's default model)
+  -t, --temperature T   sampling temperature (0-2)
+  --max-tokens N        cap on the answer's tokens
+  -s, --system TEXT     system prompt
+  -f, --format F        markdown (default), text, code, json
+  --insert              with -f code: also put the code into a new cell
+  -o, --output VAR      also store the result (an LLMResult) in VAR; _llm always has it
+  --chat [THREAD]       continue a conversation (default thread: "default")
+  --new                 start the conversation afresh (with --chat THREAD: that one)
+  --no-interpolate      send {braces} as written
+  --no-stream           wait for the whole answer, then show it
+
+  {name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
+  notebook's variables; other braces stay as written; {{ and }} give single braces.
+  Interrupt the kernel to stop an answer: the partial text stays, marked cancelled.
+  %llm key asks for the key with a hidden prompt: never type a key into a cell."""
+
+_SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset", "history",
+                          "error", "panel", "sidebar", "help"})
+# options that take a separate value, for finding where a one-line prompt starts
+_VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
+                            "--max-tokens", "-s", "--system", "-f", "--format", "-o",
+                            "--output"})
+
+
+@dataclass(frozen=True)
+class PromptArgs:
+    """The options of one ``%%llm``/``%llm`` prompt, parsed and checked."""
+
+    provider: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    system: str | None = None
+    format: str | None = None  # None: c.LLMMagics.default_format
+    insert: bool = False
+    output: str | None = None
+    chat: str | None = None  # the thread to continue, or None
+    new: bool = False
+    interpolate: bool = True
+    stream: bool = True
+    help: bool = False
+
+    @property
+    def thread(self) -> str | None:
+        if self.chat is not None:
+            return self.chat
+        return "default" if self.new else None
+
+
+class _ArgumentError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ArgumentError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise _ArgumentError(message or "invalid arguments")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {n}")
+    return n
+
+
+def _variable(value: str) -> str:
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a valid variable name")
+    return value
+
+
+def _thread_name(value: str) -> str:
+    if not value or value.startswith("-") or len(value) > 100:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a thread name")
+    return value
+
+
+def _prompt_parser() -> _Parser:
+    p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False, usage=USAGE)
+    p.add_argument("-p", "--provider")
+    p.add_argument("-m", "--model")
+    p.add_argument("-t", "--temperature", type=float)
+    p.add_argument("--max-tokens", type=_positive_int)
+    p.add_argument("-s", "--system")
+    p.add_argument("-f", "--format", choices=FORMATS)
+    p.add_argument("--insert", action="store_true")
+    p.add_argument("-o", "--output", type=_variable)
+    p.add_argument("--chat", nargs="?", const="default", type=_thread_name)
+    p.add_argument("--new", action="store_true")
+    p.add_argument("--no-interpolate", action="store_true")
+    p.add_argument("--no-stream", action="store_true")
+    p.add_argument("-h", "--help", action="store_true")
+    return p
+
+
+def _usage_error(message: str) -> UsageError:
+    return UsageError(f"{message}\n{USAGE}")
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line, posix=True)
+    except ValueError as exc:  # e.g. "No closing quotation"
+        raise _usage_error(f"cannot parse the options: {exc}") from None
+
+
+def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
+    """Options → :class:`PromptArgs`; a bad option raises a UsageError with the usage."""
+    try:
+        ns = _prompt_parser().parse_args(list(tokens))
+    except _ArgumentError as exc:
+        raise _usage_error(str(exc)) from None
+    args = PromptArgs(
+        provider=ns.provider, model=ns.model, temperature=ns.temperature,
+        max_tokens=ns.max_tokens, system=ns.system, format=ns.format, insert=ns.insert,
+        output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
+        stream=not ns.no_stream, help=ns.help,
+    )
+    if args.insert:
+        if args.format not in (None, "code"):
+            raise _usage_error("--insert works with -f code only")
+        args = dataclasses.replace(args, format="code")
+    return args
+
+
+def split_line_prompt(line: str) -> tuple[list[str], str]:
+    """``-p x -t 0.2 What's up?`` → ``(["-p", "x", "-t", "0.2"], "What's up?")``.
+
+    Options are read (shell quoting) until the first word that is not an option or an
+    option's value, or until ``--``; the rest of the line is the prompt, as written."""
+    source = io.StringIO(line)
+    lexer = shlex.shlex(source, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    tokens: list[str] = []
+    pos = 0
+    expect_value = False
+    try:
+        while True:
+            rest = line[pos:]
+            start = pos + len(rest) - len(rest.lstrip())
+            if start >= len(line):
+                return tokens, ""
+            if not expect_value and not line.startswith("-", start):
+                return tokens, line[start:].strip()
+            token = lexer.get_token()
+            pos = source.tell()
+            if token is None:
+                return tokens, ""
+            if token == "--" and not expect_value:
+                return tokens, line[pos:].strip()
+            tokens.append(token)
+            expect_value = not expect_value and token in _VALUE_OPTIONS
+    except ValueError as exc:
+        raise _usage_error(f"cannot parse the options: {exc}") from None
+
+
+# -- the magics ------------------------------------------------------------------------------
+
+class LLMCellStopped(Exception):
+    """Ends a cell after an LLM error or cancellation when ``stop_on_error`` is set.
+
+    IPython shows it as one line (``_render_traceback_``), never a traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _render_traceback_(self) -> list[str]:
+        return [self.message]
+
+
+_WIDGET_MODULES = frozenset({"viagent_jupyter.widgets", "anywidget", "ipywidgets", "sidecar"})
+
+
+@magics_class
+class LLMMagics(Magics):
+    """``%%llm`` / ``%llm`` (see the module docstring for the commands).
+
+    Configure with ``c.LLMMagics.<trait> = ...`` in ``ipython_config.py`` or ``%config``.
+    Tests and embedders may pass ``workspace=`` (otherwise ``viagent_jupyter.workspace()``).
+    """
+
+    default_provider = Unicode(
+        None, allow_none=True, config=True,
+        help="Provider id used when -p is not given (None: the workspace's selected provider).",
+    )
+    default_format = Enum(
+        FORMATS, default_value="markdown", config=True,
+        help="Output format when -f is not given: markdown, text, code or json.",
+    )
+    max_history = Int(
+        50, config=True,
+        help="Messages (user + assistant) kept per --chat thread; the oldest go first.",
+    )
+    update_interval = Float(
+        0.05, config=True,
+        help="Least time in seconds between two updates of a streaming answer (0.05 = 20/s).",
+    )
+    update_bytes_per_second = Int(
+        200_000, config=True,
+        help="Cap on display bytes resent per second while streaming: a long answer is "
+             "redrawn less often so the notebook's message channel stays light (0: no cap).",
+    )
+    stop_on_error = Bool(
+        False, config=True,
+        help="After showing an error or a cancelled answer, also end the cell with a one-line "
+             "error so that 'Run All' stops there (default: the cell ends normally).",
+    )
+
+    def __init__(self, shell: Any = None, workspace: Workspace | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)  # type: ignore[no-untyped-call]
+        self._workspace = workspace
+        self.threads: dict[str, list[dict[str, str]]] = {}
+        self.last_error: ViagentError | None = None
+        self._last_view: StreamDisplay | None = None  # the last live display (tests, bench)
+
+    @property
+    def ws(self) -> Workspace:
+        """The injected workspace, else the kernel default (``viagent_jupyter.workspace()``)."""
+        if self._workspace is not None:
+            return self._workspace
+        from ._workspace import workspace
+
+        return workspace()
+
+    @property
+    def _ip(self) -> Any:
+        """The shell (always set once registered)."""
+        assert self.shell is not None
+        return self.shell
+
+    # -- output helpers --------------------------------------------------------------------------
+    def _publish(self, data: Bundle, display_id: str, update: bool) -> None:
+        self._ip.display_pub.publish(data=data, metadata={},
+                                     transient={"display_id": display_id}, update=update)
+
+    def _show(self, obj: Any) -> None:
+        self._publish(obj._repr_mimebundle_(), uuid.uuid4().hex, False)
+
+    def _can_update(self) -> bool:
+        """A plain terminal prints every update: there, show the answer once at the end."""
+        return type(self._ip.display_pub) is not DisplayPublisher
+
+    def _show_error(self, exc: ViagentError) -> None:
+        self.last_error = exc
+        self._show(ErrorOutput(str(exc)))
+
+    # -- entry point -----------------------------------------------------------------------------
+    @line_cell_magic  # type: ignore[untyped-decorator]
+    @no_var_expand  # type: ignore[untyped-decorator]  # IPython would eval {expr}, $name
+    def llm(self, line: str, cell: str | None = None) -> Any:
+        """Chat with an LLM provider; ``%llm help`` lists everything."""
+        from .errors import ViagentError
+
+        try:
+            if cell is not None:
+                args = parse_prompt_args(_split(line))
+                if args.help:
+                    print(HELP)
+                    return None
+                return self._prompt(args, cell)
+            return self._line(line)
+        except ViagentError as exc:
+            self._show_error(exc)
+            if self.stop_on_error:
+                raise LLMCellStopped(f"LLM error: {exc}") from None
+            return None
+
+    def _line(self, line: str) -> Any:
+        stripped = line.strip()
+        if not stripped:
+            print(HELP)
+            return None
+        command, *rest = stripped.split(None, 1)
+        if command in _SUBCOMMANDS:  # a prompt starting with one of these: %llm -- models...
+            handler = getattr(self, f"_cmd_{command}")
+            return handler(_split(rest[0] if rest else ""))
+        tokens, prompt = split_line_prompt(line)
+        args = parse_prompt_args(tokens)
+        if args.help:
+            print(HELP)
+            return None
+        return self._prompt(args, prompt)
+
+    # -- prompts ---------------------------------------------------------------------------------
+    def _prompt(self, args: PromptArgs, body: str) -> None:
+        from .errors import ViagentError
+
+        if not body.strip():
+            raise UsageError("%%llm needs a prompt: write it in the cell body below the "
+                             "%%llm line (or %llm PROMPT on one line).")
+        body = body.strip("\r\n").rstrip()  # surrounding blank lines are not the prompt
+        prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
+        fmt = args.format or self.default_format
+        thread = args.thread
+        if thread is not None and args.new:
+            self.threads.pop(thread, None)
+        history = list(self.threads.get(thread, ())) if thread is not None else []
+        ws = self.ws
+        pid = args.provider or self.default_provider or None
+        try:
+            pid = pid or ws.require_selected()
+            label = ws.providers.get(pid).label
+            messages: Any = prompt if thread is None else [
+                *history, {"role": "user", "content": prompt}]
+            stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
+                             temperature=args.temperature, max_tokens=args.max_tokens)
+        except ViagentError as exc:
+            self._store(LLMResult(text="", provider=pid, model=args.model, format=fmt,
+                                  finish_reason="error", error=exc, prompt=prompt), args)
+            self._show_error(exc)
+            self._maybe_stop(f"LLM error: {exc}")
+            return
+        result = self._consume(stream, label, fmt, live=args.stream and self._can_update())
+        result.prompt = prompt
+        self._store(result, args)
+        if result.error is not None:
+            self.last_error = result.error
+            self._maybe_stop(f"LLM error: {result.error}")
+        elif result.finish_reason == "cancelled":
+            self._maybe_stop("LLM answer cancelled (the partial answer is kept above).")
+        else:
+            if thread is not None:
+                self._remember(thread, prompt, result.text)
+            if args.insert and result.text:
+                self._ip.set_next_input(result.code, replace=False)
+
+    def _consume(self, stream: ChatStream, label: str, fmt: str, live: bool) -> LLMResult:
+        """Iterate the stream into a coalesced display; an interrupt ends it cleanly."""
+        from .errors import ViagentError
+
+        make = output_class(fmt)
+
+        def render(text: str) -> Bundle:
+            footer = Footer(label, stream.model, elapsed=stream.elapsed, status="streaming")
+            return make(text, footer, final=False)._repr_mimebundle_()
+
+        view = StreamDisplay(self._publish, render, interval=self.update_interval,
+                             bytes_per_second=self.update_bytes_per_second) if live else None
+        error: ViagentError | None = None
+        try:
+            if view is not None:
+                view.start()
+            for delta in stream:
+                if view is not None:
+                    view.add(delta)
+        except KeyboardInterrupt:
+            # The interrupt may land inside the stream (which then ended itself) or in our
+            # display code (the stream is suspended): close() covers both, records usage.
+            stream.close()
+        except ViagentError as exc:
+            error = exc
+        result = LLMResult(
+            text=stream.partial_text, provider=stream.provider, model=stream.model, label=label,
+            format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
+            elapsed=stream.elapsed, error=error,
+        )
+        bundle = result._repr_mimebundle_()
+        if view is not None:
+            view.finish(bundle)
+        else:
+            self._publish(bundle, uuid.uuid4().hex, False)
+        self._last_view = view  # for tests and benchmarks: .updates, .bytes
+        return result
+
+    def _store(self, result: LLMResult, args: PromptArgs) -> None:
+        self._ip.user_ns["_llm"] = result
+        if args.output:
+            self._ip.user_ns[args.output] = result
+
+    def _maybe_stop(self, message: str) -> None:
+        if self.stop_on_error:
+            raise LLMCellStopped(message)
+
+    def _remember(self, thread: str, prompt: str, answer: str) -> None:
+        history = [*self.threads.get(thread, ()), {"role": "user", "content": prompt},
+                   {"role": "assistant", "content": answer}]
+        cap = max(0, self.max_history)
+        history = history[len(history) - cap:] if cap else []
+        while history and history[0]["role"] != "user":
+            history.pop(0)  # a conversation sent to a provider starts with the user
+        self.threads[thread] = history
+
+    # -- line commands ---------------------------------------------------------------------------
+    def _cmd_help(self, argv: list[str]) -> None:
+        print(HELP)
+
+    def _cmd_providers(self, argv: list[str]) -> None:
+        ws = self.ws
+        ws.providers.refresh()
+        selected = ws.providers.selected
+        rows = []
+        for cfg in ws.providers.list():
+            key = (f"{cfg.api_key_hint or 'set'} ({cfg.key_source})" if cfg.has_api_key
+                   else "none")
+            rows.append(["*" if cfg.id == selected else "", cfg.id, cfg.label,
+                         cfg.provider_type, cfg.default_model or "-", key])
+        self._show(Table(["", "id", "label", "type", "model", "key"], rows,
+                         empty="No providers yet: create one with %llm panel or "
+                               "ws.providers.create(...)."))
+
+    def _cmd_use(self, argv: list[str]) -> None:
+        if len(argv) != 1:
+            raise _usage_error("%llm use takes one provider id")
+        ws = self.ws
+        ws.providers.select(argv[0])
+        cfg = ws.providers.get(argv[0])
+        model = f", model {cfg.default_model}" if cfg.default_model else ""
+        print(f"Using '{cfg.id}' ({cfg.label}{model}).")
+
+    def _cmd_models(self, argv: list[str]) -> None:
+        refresh = "--refresh" in argv
+        rest = [a for a in argv if a != "--refresh"]
+        if len(rest) > 1 or any(a.startswith("-") for a in rest):
+            raise _usage_error("%llm models takes [ID] [--refresh]")
+        from .registry import StaleModelListWarning
+
+        ws = self.ws
+        pid = rest[0] if rest else (self.default_provider or ws.require_selected())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StaleModelListWarning)
+            models = ws.models(pid, refresh=refresh)
+        rows = []
+        for m in models:
+            price = "-"
+            if m.pricing:
+                price = (f"${float(m.pricing['prompt']) * 1e6:.4g} / "
+                         f"${float(m.pricing['completion']) * 1e6:.4g}")
+            rows.append([m.id, f"{m.context_length:,}" if m.context_length else "-", price])
+        stale = getattr(models, "stale", False)
+        note = None
+        if refresh and not stale:
+            note = (f"added: {', '.join(getattr(models, 'added', [])) or 'none'}; "
+                    f"removed: {', '.join(getattr(models, 'removed', [])) or 'none'}")
+        self._show(Table(["model", "context", "price per 1M tokens (in / out)"], rows,
+                         note=note, empty=f"'{pid}' lists no models.",
+                         warning="Could not refresh the list; this is the cached one."
+                         if stale else None))
+
+    def _cmd_stats(self, argv: list[str]) -> None:
+        stats = self.ws.stats
+        rows = []
+        for r in stats.all():
+            rows.append([r.provider, r.model, str(r.requests), str(r.prompt_tokens),
+                         str(r.completion_tokens), "-" if r.cost is None else f"${r.cost:.6f}",
+                         str(r.errors),
+                         r.last_used.strftime("%Y-%m-%d %H:%M") if r.last_used else "-"])
+        t = stats.totals
+        note = None
+        if rows:
+            cost = t.get("cost")
+            note = (f"total: {t.get('requests', 0)} requests, {t.get('prompt_tokens', 0)} prompt "
+                    f"+ {t.get('completion_tokens', 0)} completion tokens"
+                    + (f", ${cost:.6f}" if cost is not None else ""))
+        self._show(Table(["provider", "model", "requests", "prompt", "completion", "cost",
+                          "errors", "last used"], rows, note=note, empty="No usage yet."))
+
+    def _cmd_key(self, argv: list[str]) -> None:
+        session = "--session" in argv
+        rest = [a for a in argv if a != "--session"]
+        if len(rest) > 1:  # never echo what was typed: it may be the key itself
+            raise UsageError("%llm key takes only a provider id; the key is asked for with a "
+                             "hidden prompt. Never type a key into a cell (if you did, rotate it).")
+        if len(rest) != 1:
+            raise _usage_error("%llm key needs a provider id: %llm key ID [--session]")
+        ws = self.ws
+        cfg = ws.providers.get(rest[0])
+        import getpass
+
+        try:
+            secret = getpass.getpass(f"API key for {cfg.label} (input hidden): ")
+        except StdinNotImplementedError:
+            print("This front end cannot ask for input; set the key with "
+                  f"ws.providers.set_key('{cfg.id}', getpass.getpass()) instead.")
+            return
+        except (EOFError, KeyboardInterrupt):
+            print("No key entered; nothing changed.")
+            return
+        secret = secret.strip()
+        if not secret:
+            print("No key entered; nothing changed.")
+            return
+        cfg = ws.providers.set_key(cfg.id, secret, persist=not session)
+        del secret
+        where = "held for this session only" if session else "stored encrypted"
+        print(f"Key for '{cfg.id}' {where} ({cfg.api_key_hint}).")
+
+    def _cmd_reset(self, argv: list[str]) -> None:
+        if len(argv) > 1:
+            raise _usage_error("%llm reset takes [THREAD]")
+        if argv:
+            dropped = len(self.threads.pop(argv[0], ()))
+            print(f"Conversation '{argv[0]}' reset ({dropped} messages forgotten).")
+        else:
+            count = len(self.threads)
+            self.threads.clear()
+            print(f"All conversations reset ({count} threads).")
+
+    def _cmd_history(self, argv: list[str]) -> None:
+        if len(argv) > 1:
+            raise _usage_error("%llm history takes [THREAD]")
+        names = argv or sorted(self.threads)
+        if not names:
+            print("No conversations yet (use %%llm --chat).")
+        for name in names:
+            messages = self.threads.get(name, [])
+            print(f"== {name} ({len(messages)} messages)")
+            for msg in messages:
+                print(f"[{msg['role']}] {msg['content']}")
+
+    def _cmd_error(self, argv: list[str]) -> None:
+        exc = self.last_error
+        if exc is None:
+            print("No LLM error in this session.")
+            return
+        details = {
+            "type": type(exc).__name__,
+            "code": getattr(exc, "code", None),
+            "message": str(exc),
+            "provider": getattr(exc, "provider", None),
+            "model": getattr(exc, "model", None),
+            "status": getattr(exc, "status_code", None),
+            "error type": getattr(exc, "error_type", None),
+            "provider message": getattr(exc, "provider_message", None),
+            "retry after": getattr(exc, "retry_after", None),
+        }
+        for name, value in details.items():
+            if value is not None:
+                print(f"{name + ':':<18}{value}")
+
+    def _widget(self, name: str) -> Any:
+        """``viagent_jupyter.widgets.<name>(ws)``, or a one-line note when they cannot load."""
+        try:
+            from . import widgets
+
+            return getattr(widgets, name)(self.ws)
+        except ModuleNotFoundError as exc:
+            if exc.name not in _WIDGET_MODULES:
+                raise
+            print(f"widgets not available ({exc.name} is not installed); use the Python API "
+                  "(ws.providers...) or install viagent_jupyter[lab].")
+            return None
+
+    def _cmd_panel(self, argv: list[str]) -> Any:
+        return self._widget("panel")  # the cell's result: displayed below it
+
+    def _cmd_sidebar(self, argv: list[str]) -> None:
+        self._widget("sidebar")  # opens itself in JupyterLab's right-hand area
+
+
+# -- extension hooks -------------------------------------------------------------------------
+
+def load(ipython: Any, workspace: Workspace | None = None) -> LLMMagics:
+    """Register ``%%llm``/``%llm`` on ``ipython`` (what ``%load_ext`` calls)."""
+    magics = LLMMagics(ipython, workspace=workspace)
+    ipython.register_magics(magics)
+    return magics
+
+
+def unload(ipython: Any) -> None:
+    """Remove what :func:`load` registered (what ``%unload_ext`` calls)."""
+    manager = ipython.magics_manager
+    magics = manager.registry.pop(LLMMagics.__name__, None)
+    for kind in ("line", "cell"):
+        fn = manager.magics[kind].get("llm")
+        if fn is not None and getattr(fn, "__self__", None) is magics:
+            del manager.magics[kind]["llm"]
+    configurables = getattr(ipython, "configurables", None)
+    if magics is not None and configurables is not None and magics in configurables:
+        configurables.remove(magics)
