@@ -130,3 +130,32 @@ def test_writer_killed_mid_write_leaves_a_consistent_database(home: Path) -> Non
             assert n > 0, "the writer made no update before it was killed"
             v0 = ws.providers.update("victim", name="name-0", settings={"max_tokens": None},
                                      headers={}).version
+
+
+def _first_open(home: str, n: int, start_at: float, queue: Any) -> None:
+    os.environ["VIAGENT_KEYRING"] = "0"
+    while time.time() < start_at:
+        time.sleep(0.0005)
+    try:
+        with vj.Workspace(home=home) as ws:
+            ws.providers.create(id=f"p{n}", provider_type="openai", api_key=f"sk-first-{n:06d}")
+        queue.put("ok")
+    except BaseException as exc:
+        queue.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_many_processes_opening_a_fresh_home_at_once(home: Path) -> None:
+    queue = CTX.Queue()
+    start_at = time.time() + 2.0
+    workers = [CTX.Process(target=_first_open, args=(str(home), n, start_at, queue))
+               for n in range(6)]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=30)
+    assert results == ["ok"] * 6
+    with vj.Workspace(home=home) as ws:
+        assert sorted(p.id for p in ws.providers.list()) == [f"p{n}" for n in range(6)]
+        for n in range(6):
+            assert ws.providers.resolve_key(f"p{n}")[0] == f"sk-first-{n:06d}"

@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -113,13 +114,7 @@ class Database:
         except sqlite3.Error as exc:
             raise self._storage_error("open", exc) from None
         try:
-            self._check_readable()
-            self.journal_mode = self._set_journal_mode(
-                journal_mode or os.environ.get("VIAGENT_JOURNAL_MODE", "wal")
-            )
-            self._migrate()
-            self._data_version = self._read_data_version()
-            self._generation = 0
+            self._open_with_retries(journal_mode or os.environ.get("VIAGENT_JOURNAL_MODE", "wal"))
         except StorageError:
             self._conn.close()
             raise
@@ -128,6 +123,27 @@ class Database:
             raise self._storage_error("open", exc) from None
 
     # -- opening --------------------------------------------------------------------------
+    def _open_with_retries(self, journal_mode: str) -> None:
+        """Check, set the journal mode and migrate. SQLite may answer "locked" at once,
+        without its busy handler, while another connection switches a fresh file to WAL or
+        recovers it: retry those for up to the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                self._check_readable()
+                self.journal_mode = self._set_journal_mode(journal_mode)
+                self._migrate()
+                self._data_version = self._read_data_version()
+                self._generation = 0
+                return
+            except (sqlite3.OperationalError, StorageError) as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
     def _create_file(self) -> None:
         """Create the db file 0600 ourselves, so SQLite (and its -wal/-shm) inherit it."""
         try:
