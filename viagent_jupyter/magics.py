@@ -666,7 +666,7 @@ class LLMMagics(Magics):
         else:
             count = len(self.threads)
             self.threads.clear()
-            print(f"All conversations reset ({count} threads).")
+            print(f"All conversations reset ({count} thread{'' if count == 1 else 's'}).")
 
     def _cmd_history(self, argv: list[str]) -> None:
         if len(argv) > 1:

@@ -323,7 +323,8 @@ def demo_text(last_user: str | None) -> str:
     said = " ".join((last_user or "").split())
     if len(said) > 200:
         said = said[:199] + "…"
-    lead = f"You said: {said}. " if said else "Hello! "
+    end = "" if said[-1:] in ".?!…" else "."
+    lead = f"You said: {said}{end} " if said else "Hello! "
     return lead + ("This is the viagent demo provider, running locally and offline: "
                    "no real model was called.")
 
