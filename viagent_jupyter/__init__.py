@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from ._workspace import Workspace, workspace
     from .chat import ChatStream
     from .errors import (
         AuthenticationError,
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
         UsageRecord,
     )
     from .store import ProviderStore
-    from ._workspace import Workspace, workspace
 
 _LAZY = {
     "Workspace": "_workspace",

@@ -275,6 +275,8 @@ def parse_json_answer(text: str) -> tuple[Any, str | None]:
     candidate = m.group(2) if m else text
     try:
         return json.loads(candidate), None
+    except RecursionError:  # model output is untrusted: "[[[[…" must not crash the cell
+        return None, "The answer is not valid JSON: nested too deeply; shown as text."
     except ValueError as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not JSON"
         where = (f" (line {exc.lineno}, column {exc.colno})"

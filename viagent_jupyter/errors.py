@@ -37,8 +37,10 @@ __all__ = [
     "ProviderNotFoundError",
     "ProviderResponseError",
     "RateLimitError",
+    "Secret",
     "StorageError",
     "ViagentError",
+    "conceal",
     "one_line",
     "register_secret",
     "scrub",
@@ -68,6 +70,43 @@ def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
         if secret and len(secret) >= 4 and secret in text:
             text = text.replace(secret, "[REDACTED]")
     return _KEY_SHAPES.sub("[REDACTED]", text)
+
+
+class Secret:
+    """A key on its way to the vault or a header: ``repr``/``str`` are masked.
+
+    IPython's ``%xmode Verbose`` (and debuggers, ``cgitb``, error reporters) print the
+    arguments and local variables of every frame in a traceback. Functions that receive a
+    key rebind it to a ``Secret`` first thing (see :func:`conceal`), so a frame of ours that
+    an exception passes through shows ``Secret('…')``, and the value is taken out with
+    :meth:`reveal` only where it is used."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('…')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:  # never pickled (multiprocessing, caches) by accident
+        raise TypeError("a Secret cannot be pickled")
+
+
+def conceal(value: Any) -> Any:
+    """``value`` as a :class:`Secret` when it is a ``str``; anything else as it is."""
+    return Secret(value) if isinstance(value, str) else value
 
 
 def one_line(text: str, limit: int = 400) -> str:

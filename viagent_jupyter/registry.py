@@ -66,9 +66,17 @@ def _dump(models: list[ModelInfo]) -> str:
 
 def _load(data: str) -> list[ModelInfo]:
     out = []
-    for item in json.loads(data):
-        if item.get("pricing"):
-            item["pricing"] = {k: Decimal(str(v)) for k, v in item["pricing"].items()}
+    items = json.loads(data)
+    if not isinstance(items, list):
+        raise ValueError("not a JSON list")
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError("not a JSON object")
+        pricing = item.get("pricing")
+        if pricing:
+            if not isinstance(pricing, dict):
+                raise ValueError("pricing is not a JSON object")
+            item["pricing"] = {k: Decimal(str(v)) for k, v in pricing.items()}
         out.append(ModelInfo.model_validate(item))
     return out
 
@@ -94,7 +102,11 @@ class ModelRegistry:
         if row is None:
             self._memory.pop(provider, None)
             return None
-        fetched_at = float(row[0])
+        try:
+            fetched_at = float(row[0])
+        except (TypeError, ValueError):
+            log.warning("the cached model list of %r is damaged; it will be refetched", provider)
+            return None
         mem = self._memory.get(provider)
         if mem is None or mem[0] != fetched_at:
             with db.read() as conn:
@@ -104,7 +116,7 @@ class ModelRegistry:
                 return None
             try:
                 models = _load(data[0])
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, ArithmeticError, RecursionError):
                 log.warning("the cached model list of %r is damaged; it will be refetched",
                             provider)
                 return None

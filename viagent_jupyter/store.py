@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -26,6 +27,9 @@ from .errors import (
     ProviderConflictError,
     ProviderInUseError,
     ProviderNotFoundError,
+    Secret,
+    StorageError,
+    conceal,
     register_secret,
 )
 from .schema import ENV_KEYS, ModelSettings, ProviderConfig, validation_error
@@ -41,6 +45,7 @@ _COMPUTED = frozenset({"created_at", "updated_at", "version", "has_api_key", "ap
                        "key_source"})
 _KEY_FIELDS = ("has_api_key", "api_key_hint", "key_source")
 _NEEDS_KEY = frozenset({"openai", "anthropic", "gemini", "openrouter"})
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
 
 
 def _now() -> str:
@@ -85,6 +90,8 @@ class ProviderStore(HasTraits):
     def _parse_row(self, pid: str, data: str, version: int, stored: Mapping[str, str]
                    ) -> ProviderConfig:
         fields = json.loads(data)
+        if not isinstance(fields, dict):
+            raise ValueError("not a JSON object")
         fields["version"] = version
         cfg = ProviderConfig.model_validate(fields)
         return cfg.model_copy(update=self._key_status(cfg, stored))
@@ -119,7 +126,7 @@ class ProviderStore(HasTraits):
                 try:
                     configs[pid] = self._parse_row(pid, data, version, stored)
                     parsed[pid] = (token, configs[pid])
-                except (ValueError, ValidationError) as exc:
+                except (ValueError, TypeError, RecursionError, ValidationError) as exc:
                     errors[pid] = type(exc).__name__
                     log.warning("provider %r in %s is damaged and was skipped", pid, self._db.path)
             self._configs, self._parsed, self.load_errors = configs, parsed, errors
@@ -208,14 +215,16 @@ class ProviderStore(HasTraits):
         provider_type: str,
         name: str | None = None,
         *,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         persist_key: bool = True,
         **fields: Any,
     ) -> ProviderConfig:
         """Add a provider. ``api_key`` goes to the vault (or, with ``persist_key=False``, to
         memory for this session only) and never into the config."""
+        api_key = conceal(api_key)  # masked in this frame's locals (tracebacks) from here on
         self._validate_partial(fields)
-        data = {"id": id, "provider_type": provider_type, "name": id if name is None else name, **fields}
+        data = {"id": id, "provider_type": provider_type, "name": id if name is None else name,
+                **fields}
         if "settings" in data and data["settings"] is None:
             data.pop("settings")
         cfg = self._validate_loaded({**data, "created_at": _now(), "updated_at": _now()})
@@ -251,7 +260,9 @@ class ProviderStore(HasTraits):
         """Refresh the snapshot after our own write (and anything others wrote meanwhile)."""
         stored = self._vault.hints()
         cfg = cfg.model_copy(update=self._key_status(cfg, stored))
-        if self._reload():
+        # (a damaged row this write repaired: reload, so it takes its place and leaves
+        # load_errors)
+        if self._reload(force=cfg.id in self.load_errors):
             return self._configs.get(cfg.id, cfg)
         self._rev = self._db.get_meta("providers_rev")
         configs = dict(self._configs)
@@ -266,12 +277,13 @@ class ProviderStore(HasTraits):
         /,
         *,
         expected_version: int | None = None,
-        api_key: str | None = _UNSET,
+        api_key: str | Secret | None = _UNSET,
         persist_key: bool = True,
         **fields: Any,
     ) -> ProviderConfig:
         """Change some fields. ``settings`` merges (a ``None`` value resets that setting);
         ``api_key=None`` removes the key; ``expected_version`` guards against stale writes."""
+        api_key = conceal(api_key)  # masked in this frame's locals (tracebacks) from here on
         if "id" in fields and fields["id"] != id:
             raise ConfigValidationError(
                 "Invalid provider config: id cannot be changed; create a new provider instead.",
@@ -289,7 +301,16 @@ class ProviderStore(HasTraits):
                 ).fetchone()
                 if row is None:
                     raise self._not_found(id)
-                current = json.loads(row[0])
+                try:
+                    current = json.loads(row[0])
+                except (ValueError, TypeError, RecursionError):
+                    current = None
+                if not isinstance(current, dict):
+                    raise StorageError(
+                        f"Provider '{id}' is stored but damaged in {self._db.path} (its data is "
+                        f"not a JSON object); delete it (ws.providers.delete('{id}')) and "
+                        "create it again."
+                    )
                 version = int(row[1])
                 if expected_version is not None and expected_version != version:
                     raise ProviderConflictError(
@@ -299,7 +320,10 @@ class ProviderStore(HasTraits):
                 merged = {**current, **fields}
                 if "settings" in fields:
                     settings = dict(current.get("settings") or {})
-                    for k, v in (fields["settings"] or {}).items():
+                    given = fields["settings"]
+                    if isinstance(given, ModelSettings):  # the fields it was given, merged
+                        given = given.model_dump(exclude_unset=True)
+                    for k, v in (given or {}).items():
                         if v is None:
                             settings.pop(k, None)
                         else:
@@ -308,8 +332,11 @@ class ProviderStore(HasTraits):
                 merged["version"] = version + 1
                 merged["updated_at"] = _now()
                 cfg = self._validate_loaded(merged)
-                old_origin = origin_of(ProviderConfig.model_validate(
-                    {**current, "version": version}).endpoint)
+                try:
+                    old_origin: str | None = origin_of(ProviderConfig.model_validate(
+                        {**current, "version": version}).endpoint)
+                except (ValueError, ValidationError):  # a damaged row this update repairs
+                    old_origin = None
                 new_origin = origin_of(cfg.endpoint)
                 conn.execute(
                     "UPDATE providers SET data = ?, version = ? WHERE id = ?",
@@ -319,7 +346,7 @@ class ProviderStore(HasTraits):
                     conn.execute("DELETE FROM credentials WHERE provider_id = ?", (id,))
                 elif key is not None and persist_key:
                     self._vault.write_row(conn, id, self._vault.encrypt_row(id, new_origin, key))
-                elif new_origin != old_origin:
+                elif old_origin is not None and new_origin != old_origin:
                     self._rebind_key(conn, id, old_origin, new_origin)
                 if cfg.provider_type != current.get("provider_type"):
                     conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (id,))
@@ -334,7 +361,7 @@ class ProviderStore(HasTraits):
         """The user moved a provider to another origin through the API: re-encrypt its key
         for the new origin (a base URL edited outside the API still fails to decrypt)."""
         try:
-            old = self._vault.decrypt(id, old_origin)
+            old = conceal(self._vault.decrypt(id, old_origin))
         except CredentialError:
             return
         if old is not None:
@@ -348,6 +375,17 @@ class ProviderStore(HasTraits):
                 f"Invalid provider config: {', '.join(bad)} cannot be set; they are computed.",
                 [{"field": b, "message": "is computed and cannot be set"} for b in bad],
             )
+        headers = fields.get("headers")
+        if isinstance(headers, Mapping):
+            bad = [str(name)[:40] for name, value in headers.items()
+                   if isinstance(value, str) and not _HEADER_VALUE.match(value)]
+            if bad:
+                raise ConfigValidationError(
+                    f"Invalid provider config: headers: the value of {bad[0]!r} must be "
+                    "printable ASCII (an HTTP header cannot carry other characters).",
+                    [{"field": f"headers.{b}", "message": "must be printable ASCII"}
+                     for b in bad],
+                )
         settings = fields.get("settings")
         if settings is not None and not isinstance(settings, Mapping):
             if isinstance(settings, ModelSettings):
@@ -397,6 +435,7 @@ class ProviderStore(HasTraits):
                 configs = dict(self._configs)
                 configs.pop(id, None)
                 self._configs = configs
+                self.load_errors = {k: v for k, v in self.load_errors.items() if k != id}
                 self._publish()
 
     def select(self, id: str | None) -> None:
@@ -417,8 +456,10 @@ class ProviderStore(HasTraits):
                 self.selected = id
 
     # -- keys ---------------------------------------------------------------------------------
-    def set_key(self, id: str, api_key: str, *, persist: bool = True) -> ProviderConfig:
+    def set_key(self, id: str, api_key: str | Secret, *, persist: bool = True
+                ) -> ProviderConfig:
         """Store (or hold for this session) the key of ``id``."""
+        api_key = conceal(api_key)
         return self.update(id, api_key=api_key, persist_key=persist)
 
     def resolve_key(self, id: str) -> tuple[str | None, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime, timezone
@@ -13,6 +14,8 @@ from .db import Database
 from .schema import Usage, UsageRecord
 
 __all__ = ["UsageStats"]
+
+log = logging.getLogger("viagent_jupyter.usage")
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:
@@ -27,6 +30,15 @@ def _record(row: tuple[Any, ...]) -> UsageRecord:
         errors=errors,
         last_used=None if last_used is None else datetime.fromtimestamp(last_used, timezone.utc),
     )
+
+
+def _checked_record(row: tuple[Any, ...]) -> UsageRecord | None:
+    """The record of a row, or ``None`` (logged) when the row is damaged."""
+    try:
+        return _record(row)
+    except (ValueError, TypeError, OverflowError, OSError):  # incl. pydantic's errors
+        log.warning("a usage row (%r, %r) is damaged and was skipped", row[0], row[1])
+        return None
 
 
 def _public(rec: UsageRecord) -> dict[str, Any]:
@@ -66,7 +78,12 @@ class UsageStats(HasTraits):
                     "SELECT provider, model, requests, prompt_tokens, completion_tokens, cost, "
                     "errors, last_used FROM usage ORDER BY last_used DESC"
                 ).fetchall()
-            self._records = {(r[0], r[1]): _record(r) for r in rows}
+            records = {}
+            for r in rows:
+                rec = _checked_record(r)
+                if rec is not None:
+                    records[(rec.provider, rec.model)] = rec
+            self._records = records
             self._publish()
             return True
 
@@ -120,7 +137,7 @@ class UsageStats(HasTraits):
                     (provider, model),
                 ).fetchone()
                 self._db.bump(conn, "usage_rev")
-            rec = _record(row)
+            rec = _checked_record(row) or UsageRecord(provider=provider, model=model)
             if not self._reload():
                 self._rev = self._db.get_meta("usage_rev")
                 records = dict(self._records)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from .db import Database, make_private_dir
-from .errors import CredentialError, register_secret
+from .errors import CredentialError, Secret, register_secret
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -270,42 +270,47 @@ class CredentialVault:
         return f"viagent/v1|{provider_id}|{origin}".encode()
 
     @staticmethod
-    def check_key(api_key: object) -> str:
-        """Validate a key's shape without ever putting it into a message."""
-        if not isinstance(api_key, str):
+    def check_key(api_key: object) -> Secret:
+        """Validate a key's shape without ever putting it into a message; the stripped key
+        comes back as a :class:`Secret` (masked in any traceback)."""
+        raw = api_key.reveal() if isinstance(api_key, Secret) else api_key
+        if not isinstance(raw, str):
             from .errors import ConfigValidationError
 
             raise ConfigValidationError(
                 "Invalid api_key: must be a string.",
                 [{"field": "api_key", "message": "must be a string"}],
             )
-        key = api_key.strip()
+        raw = raw.strip()
         problem = None
-        if not key:
+        if not raw:
             problem = "must not be empty"
-        elif len(key) > MAX_KEY_LEN:
+        elif len(raw) > MAX_KEY_LEN:
             problem = f"must be at most {MAX_KEY_LEN} characters"
-        elif any(c.isspace() or not c.isprintable() for c in key):
+        elif any(c.isspace() or not c.isprintable() for c in raw):
             problem = "must not contain spaces or control characters"
+        elif not raw.isascii():  # HTTP headers carry ASCII; no provider issues other keys
+            problem = "must contain ASCII letters, digits and punctuation only"
         if problem:
             from .errors import ConfigValidationError
 
             raise ConfigValidationError(
                 f"Invalid api_key: {problem}.", [{"field": "api_key", "message": problem}]
             )
-        register_secret(key)
-        return key
+        register_secret(raw)
+        return Secret(raw)
 
     def encrypt_row(
-        self, provider_id: str, origin: str, api_key: str
+        self, provider_id: str, origin: str, api_key: Secret
     ) -> tuple[bytes, bytes, str, str]:
         """``(nonce, ciphertext, key_id, hint)`` for a row; the caller writes it."""
         with self._lock:
             self._load_master(create=True)
             assert self._aead is not None and self._master is not None
             nonce = os.urandom(12)
-            ct = self._aead.encrypt(nonce, api_key.encode(), self._aad(provider_id, origin))
-            return nonce, ct, _key_id(self._master), key_hint(api_key)
+            ct = self._aead.encrypt(nonce, api_key.reveal().encode(),
+                                    self._aad(provider_id, origin))
+            return nonce, ct, _key_id(self._master), key_hint(api_key.reveal())
 
     def write_row(
         self, conn: sqlite3.Connection, provider_id: str, row: tuple[bytes, bytes, str, str]
@@ -366,9 +371,9 @@ class CredentialVault:
         return {str(pid): str(hint or "…") for pid, hint in rows}
 
     # -- session-only keys ----------------------------------------------------------------------
-    def set_session(self, provider_id: str, api_key: str) -> str:
-        self._session[provider_id] = api_key
-        return key_hint(api_key)
+    def set_session(self, provider_id: str, api_key: Secret) -> str:
+        self._session[provider_id] = api_key.reveal()
+        return key_hint(api_key.reveal())
 
     def session_key(self, provider_id: str) -> str | None:
         return self._session.get(provider_id)

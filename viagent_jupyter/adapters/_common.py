@@ -236,7 +236,7 @@ def _json_from_body(body: bytes) -> Any:
         return None
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         obj = None
         if b"data:" in text:
             from ._sse import SSEDecoder
@@ -246,7 +246,7 @@ def _json_from_body(body: bytes) -> Any:
                 for _event, payload in decoder.feed(text) + decoder.close():
                     try:
                         obj = json.loads(payload)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         continue
                     if isinstance(obj, dict):
                         break
@@ -438,11 +438,14 @@ def parse_json(payload: bytes) -> Any:
     says). Raises ``ValueError`` (``JSONDecodeError``) on malformed JSON."""
     text = payload.decode("utf-8", "replace")
     try:
-        obj, end = _scan_once(text, 0)
-    except StopIteration:  # leading whitespace or not JSON at all: let json.loads decide
-        return _json_loads(text)
-    if end != len(text):  # trailing whitespace (fine) or extra data (an error)
-        return _json_loads(text)
+        try:
+            obj, end = _scan_once(text, 0)
+        except StopIteration:  # leading whitespace or not JSON at all: let json.loads decide
+            return _json_loads(text)
+        if end != len(text):  # trailing whitespace (fine) or extra data (an error)
+            return _json_loads(text)
+    except RecursionError:  # "[[[[…" thousands deep: malformed for us, not a crash
+        raise ValueError("nested too deeply") from None
     return obj
 
 
@@ -547,7 +550,7 @@ class BaseParser:
 def load_json_body(body: bytes, request: HTTPRequest, what: str = "model list") -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         host = urlsplit(request.url).netloc or request.url
         raise ProviderResponseError(
             f"The {what} from {host} is not valid JSON "

@@ -380,6 +380,15 @@ class _Call:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         _register_key_headers(request.headers)
+        for name, value in request.headers.items():
+            if not value.isascii():  # httpx would raise UnicodeEncodeError (holding the value)
+                what = "its API key" if name.lower() in _KEY_HEADERS else f"the header {name!r}"
+                raise ProviderConnectionError(
+                    f"Cannot send the request to provider '{provider}': {what} contains "
+                    "characters an HTTP header cannot carry (non-ASCII). Set the key again "
+                    f"(%llm key {provider}) or fix the provider's headers.",
+                    provider, model,
+                )
         self.request = request
         self.provider = provider
         self.model = model

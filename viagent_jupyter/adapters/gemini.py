@@ -101,6 +101,9 @@ class Parser(BaseParser):
         self._sse_feed = self._sse.feed
         self._stray = self._sse.stray
         self._stray_seen = 0
+        self._stray_counted = 0  # stray lines already counted into _stray_depth
+        self._stray_depth = 0
+        self._stray_hopeless = False
         self._tool_calls = False
         self._usage_key: tuple[Any, ...] | None = None
 
@@ -117,24 +120,40 @@ class Parser(BaseParser):
             self._check_stray(out, final=True)
 
     def _check_stray(self, out: list[str], *, final: bool) -> None:
-        """Non-SSE lines: a JSON error object, or a JSON array of chunks."""
+        """Non-SSE lines: a JSON error object, or a JSON array of chunks.
+
+        Mid-stream they are parsed only when they may be complete: the last line starts
+        with ``}``/``]`` and brackets balance (counted naively, per new line). Once they
+        cannot become JSON (more closing than opening brackets, a syntax error before the
+        end) they wait for the end of the stream: parsing everything again on every chunk
+        would make a long non-JSON text quadratic."""
         stray = self._stray
         self._stray_seen = len(stray)
-        last = stray[-1].lstrip()[:1]
-        if not final and last not in (b"}", b"]"):
-            return  # cannot be complete yet
+        if not final:
+            for line in stray[self._stray_counted:]:
+                self._stray_depth += (line.count(b"{") + line.count(b"[")
+                                      - line.count(b"}") - line.count(b"]"))
+            self._stray_counted = len(stray)
+            if self._stray_depth < 0:
+                self._stray_hopeless = True
+            if self._stray_hopeless or self._stray_depth > 0 or \
+                    stray[-1].lstrip()[:1] not in (b"}", b"]"):
+                return  # cannot be complete yet
         text = b"\n".join(stray)
+        decoded = text.decode("utf-8", "replace")
         try:
-            obj = json.loads(text.decode("utf-8", "replace"))
-        except ValueError as exc:
+            obj = json.loads(decoded)
+        except (ValueError, RecursionError) as exc:
             if not final:
+                pos = getattr(exc, "pos", None)
+                if not isinstance(pos, int) or pos < len(decoded.rstrip()):
+                    self._stray_hopeless = True  # more text cannot repair a syntax error
                 return
             if self.state.done:  # trailing junk after a finished answer: ignore it
-                stray.clear()
+                self._clear_stray()
                 return
             raise self.bad_json(text, exc) from None
-        stray.clear()
-        self._stray_seen = 0
+        self._clear_stray()
         items = obj if isinstance(obj, list) else [obj]
         for item in items:
             if isinstance(item, Mapping) and "error" in item:
@@ -145,6 +164,11 @@ class Parser(BaseParser):
                 f"Check that the base_url serves the {self.protocol} API.",
                 self.provider, self.model)
         self._handle([(b"", json.dumps(item).encode()) for item in items], out)
+
+    def _clear_stray(self) -> None:
+        self._stray.clear()
+        self._stray_seen = self._stray_counted = self._stray_depth = 0
+        self._stray_hopeless = False
 
     def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
         parse = parse_json
