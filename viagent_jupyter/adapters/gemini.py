@@ -174,6 +174,7 @@ class Parser(BaseParser):
         parse = parse_json
         append = out.append
         state = self.state
+        usage: Any = None
         try:
             for _event, payload in events:
                 try:
@@ -208,9 +209,7 @@ class Parser(BaseParser):
                         set_finish(state, feedback["blockReason"], {})
                         state.finish_reason = "content_filter"
                         state.done = True
-                usage = obj.get("usageMetadata")
-                if usage:
-                    self._usage(usage)
+                usage = obj.get("usageMetadata") or usage  # cumulative: the last one wins
                 if state.model is None:
                     state.model = opt_str(obj.get("modelVersion"))
                     state.response_id = opt_str(obj.get("responseId"))
@@ -218,8 +217,13 @@ class Parser(BaseParser):
                     raise stream_error(obj["error"], self.provider, self.model)
         except (AttributeError, TypeError, IndexError, KeyError) as exc:
             raise self.bad_shape(exc) from None
+        finally:  # once per feed() rather than per event; also when an error event ends it
+            if usage:
+                self._usage(usage)
 
-    def _usage(self, meta: Mapping[str, Any]) -> None:
+    def _usage(self, meta: Any) -> None:
+        if type(meta) is not dict:  # as the OpenAI parser does: malformed usage is no usage
+            return
         prompt = meta.get("promptTokenCount")
         cand = meta.get("candidatesTokenCount")
         thoughts = meta.get("thoughtsTokenCount")
