@@ -105,7 +105,13 @@ __all__ = [
 ]
 
 
+# Submodules reachable as attributes without an explicit import (``vj.demo.ensure_demo()``).
+_SUBMODULES = frozenset({"demo", "testing", "widgets"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'viagent_jupyter' has no attribute {name!r}")

@@ -36,6 +36,18 @@ DEFAULT_TTL_S = 3600.0
 MAX_PAGES = 100
 
 
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside this package."""
+    import sys
+
+    package = __name__.rsplit(".", 1)[0] + "."
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(package):
+        level += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return level
+
+
 class StaleModelListWarning(UserWarning):
     """A model list could not be refreshed; the cached (older) one is returned."""
 
@@ -174,7 +186,7 @@ class ModelRegistry:
                 f"Could not refresh the models of '{provider}' ({exc}); showing the cached list "
                 "from " + time.strftime("%Y-%m-%d %H:%M", time.localtime(old.fetched_at or 0)),
                 StaleModelListWarning,
-                stacklevel=3,
+                stacklevel=_user_stacklevel(),
             )
             old.stale = True
             return old
