@@ -222,14 +222,14 @@ def _kernel_loop() -> asyncio.AbstractEventLoop | None:
         from IPython.core.getipython import get_ipython
     except ImportError:
         return None
-    shell = get_ipython()  # type: ignore[no-untyped-call]
-    if shell is None or getattr(shell, "kernel", None) is None:
+    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
         return None
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
         pass
-    kernel = shell.kernel
     io_loop = getattr(kernel, "io_loop", None)
     loop = getattr(io_loop, "asyncio_loop", None)
     if isinstance(loop, asyncio.AbstractEventLoop):

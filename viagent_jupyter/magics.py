@@ -380,7 +380,7 @@ class LLMMagics(Magics):
 
     def __init__(self, shell: Any = None, workspace: Workspace | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(shell, **kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(shell, **kwargs)  # type: ignore[no-untyped-call, unused-ignore]
         self._workspace = workspace
         self.threads: dict[str, list[dict[str, str]]] = {}
         self.last_error: ViagentError | None = None
@@ -418,8 +418,8 @@ class LLMMagics(Magics):
         self._show(ErrorOutput(str(exc)))
 
     # -- entry point -----------------------------------------------------------------------------
-    @line_cell_magic  # type: ignore[untyped-decorator]
-    @no_var_expand  # type: ignore[untyped-decorator]  # IPython would eval {expr}, $name
+    @line_cell_magic  # type: ignore[untyped-decorator, unused-ignore]
+    @no_var_expand  # type: ignore[untyped-decorator, unused-ignore]  # no IPython {expr}/$name eval
     def llm(self, line: str, cell: str | None = None) -> Any:
         """Chat with an LLM provider; ``%llm help`` lists everything."""
         from .errors import ViagentError

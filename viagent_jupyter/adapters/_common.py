@@ -28,6 +28,7 @@ from ..errors import (
     scrub,
 )
 from ..schema import ModelInfo
+from ._sse import SSEDecoder, SSEEvent
 from .base import ChatRequest, HTTPRequest, StreamState
 
 __all__ = [
@@ -495,9 +496,9 @@ class BaseParser:
         try:
             self._feed(data, out)
         except ProviderError as exc:
+            self._error = exc  # sticky: a later feed() or close() says the same
             if not out:
                 raise
-            self._error = exc
         return out
 
     def close(self) -> list[str]:
@@ -545,6 +546,40 @@ class BaseParser:
 
 
 # --------------------------------------------------------------------------- models
+
+
+class SSEParser(BaseParser):
+    """A :class:`BaseParser` over an SSE body: subclasses implement ``_handle(events, out)``."""
+
+    def __init__(self, req: ChatRequest) -> None:
+        super().__init__(req)
+        self._sse = SSEDecoder(self.provider)
+        self._sse_feed = self._sse.feed
+
+    def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
+        raise NotImplementedError
+
+    def _feed(self, data: bytes, out: list[str]) -> None:
+        events = self._sse_feed(data)
+        if events:
+            self._handle(events, out)
+
+    def _close(self, out: list[str]) -> None:
+        self._handle(self._sse.close(), out)
+
+
+class AdapterBase:
+    """What every adapter does the same way: its parser class, and HTTP errors."""
+
+    name: ClassVar[str] = ""
+    parser_class: ClassVar[type[BaseParser]]
+
+    def parser(self, req: ChatRequest) -> BaseParser:
+        return self.parser_class(req)
+
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
+                            provider: str, model: str | None) -> ProviderError:
+        return http_error(status, headers, body, provider, model)
 
 
 def load_json_body(body: bytes, request: HTTPRequest, what: str = "model list") -> Any:

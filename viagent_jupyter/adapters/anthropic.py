@@ -23,15 +23,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from ..errors import ProviderError
 from ..schema import ModelInfo
 from ._common import (
-    BaseParser,
+    AdapterBase,
+    SSEParser,
     build_headers,
     count,
     endpoint,
     entries,
-    http_error,
     load_json_body,
     model_info,
     opt_str,
@@ -42,7 +41,7 @@ from ._common import (
     split_system,
     stream_error,
 )
-from ._sse import SSEDecoder, SSEEvent
+from ._sse import SSEEvent
 from .base import ChatRequest, HTTPRequest, ModelPage
 
 __all__ = ["ADAPTER", "API_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicAdapter", "Parser"]
@@ -71,7 +70,7 @@ def _auth(api_key: str | None) -> dict[str, str]:
     return {"x-api-key": api_key} if api_key else {}
 
 
-class Parser(BaseParser):
+class Parser(SSEParser):
     """Incremental parser of an Anthropic Messages SSE body."""
 
     protocol = "Anthropic Messages"
@@ -79,17 +78,7 @@ class Parser(BaseParser):
 
     def __init__(self, req: ChatRequest) -> None:
         super().__init__(req)
-        self._sse = SSEDecoder(self.provider)
-        self._sse_feed = self._sse.feed
         self._input: dict[str, int] = {}
-
-    def _feed(self, data: bytes, out: list[str]) -> None:
-        events = self._sse_feed(data)
-        if events:
-            self._handle(events, out)
-
-    def _close(self, out: list[str]) -> None:
-        self._handle(self._sse.close(), out)
 
     def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
         parse = parse_json
@@ -184,10 +173,11 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
     )
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(AdapterBase):
     """Messages over SSE; models from ``GET {base}/v1/models`` (cursor pagination)."""
 
     name = "anthropic"
+    parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
         require_stream(req)
@@ -210,8 +200,6 @@ class AnthropicAdapter:
         headers = build_headers(_auth(req.api_key), req.headers, "text/event-stream", _DEFAULTS)
         return HTTPRequest("POST", url, headers, json=body, params=params)
 
-    def parser(self, req: ChatRequest) -> Parser:
-        return Parser(req)
 
     def models_request(self, base_url: str, api_key: str | None,
                        headers: Mapping[str, str]) -> HTTPRequest:
@@ -231,9 +219,6 @@ class AnthropicAdapter:
                 next_request = replace(request, params=params, headers=dict(request.headers))
         return ModelPage(models, next_request)
 
-    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
-                            provider: str, model: str | None) -> ProviderError:
-        return http_error(status, headers, body, provider, model)
 
 
 ADAPTER = AnthropicAdapter()

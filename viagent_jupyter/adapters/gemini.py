@@ -26,15 +26,15 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import ProviderError, ProviderResponseError
+from ..errors import ProviderResponseError
 from ..schema import ModelInfo
 from ._common import (
+    AdapterBase,
     BaseParser,
     build_headers,
     count,
     endpoint,
     entries,
-    http_error,
     load_json_body,
     model_info,
     opt_str,
@@ -258,10 +258,11 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
     )
 
 
-class GeminiAdapter:
+class GeminiAdapter(AdapterBase):
     """streamGenerateContent over SSE; models from ``GET {base}/v1beta/models`` (pageToken)."""
 
     name = "gemini"
+    parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
         require_stream(req)
@@ -283,8 +284,6 @@ class GeminiAdapter:
         headers = build_headers(_auth(req.api_key), req.headers, "text/event-stream")
         return HTTPRequest("POST", url, headers, json=body, params=params)
 
-    def parser(self, req: ChatRequest) -> Parser:
-        return Parser(req)
 
     def models_request(self, base_url: str, api_key: str | None,
                        headers: Mapping[str, str]) -> HTTPRequest:
@@ -303,9 +302,6 @@ class GeminiAdapter:
             next_request = replace(request, params=params, headers=dict(request.headers))
         return ModelPage(models, next_request)
 
-    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
-                            provider: str, model: str | None) -> ProviderError:
-        return http_error(status, headers, body, provider, model)
 
 
 ADAPTER = GeminiAdapter()

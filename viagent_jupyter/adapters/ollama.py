@@ -15,15 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ProviderError
 from ..schema import ModelInfo
 from ._common import (
+    AdapterBase,
     BaseParser,
     build_headers,
     count,
     endpoint,
     entries,
-    http_error,
     load_json_body,
     model_info,
     opt_str,
@@ -128,10 +127,11 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
     return model_info(mid, description=description)
 
 
-class OllamaAdapter:
+class OllamaAdapter(AdapterBase):
     """Native ``/api/chat`` (NDJSON); models from ``GET {base}/api/tags``."""
 
     name = "ollama"
+    parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
         require_stream(req)
@@ -147,8 +147,6 @@ class OllamaAdapter:
         headers = build_headers(_auth(req.api_key), req.headers, "application/x-ndjson")
         return HTTPRequest("POST", url, headers, json=body, params=params)
 
-    def parser(self, req: ChatRequest) -> Parser:
-        return Parser(req)
 
     def models_request(self, base_url: str, api_key: str | None,
                        headers: Mapping[str, str]) -> HTTPRequest:
@@ -160,9 +158,6 @@ class OllamaAdapter:
         obj = load_json_body(body, request)
         return ModelPage([m for m in map(_model, entries(obj, "models")) if m is not None])
 
-    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
-                            provider: str, model: str | None) -> ProviderError:
-        return http_error(status, headers, body, provider, model)
 
 
 ADAPTER = OllamaAdapter()

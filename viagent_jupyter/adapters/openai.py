@@ -18,15 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ProviderError
 from ..schema import ModelInfo
 from ._common import (
-    BaseParser,
+    AdapterBase,
+    SSEParser,
     build_headers,
     count,
     endpoint,
     entries,
-    http_error,
     load_json_body,
     model_info,
     opt_str,
@@ -38,7 +37,7 @@ from ._common import (
     stream_error,
     with_system,
 )
-from ._sse import SSEDecoder, SSEEvent
+from ._sse import SSEEvent
 from .base import ChatRequest, HTTPRequest, ModelPage
 
 __all__ = ["ADAPTER", "OpenAIAdapter", "Parser"]
@@ -57,24 +56,11 @@ def _auth(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-class Parser(BaseParser):
+class Parser(SSEParser):
     """Incremental parser of an OpenAI-style chat-completions SSE body."""
 
     protocol = "OpenAI chat-completions"
     marker = "'data: [DONE]'"
-
-    def __init__(self, req: ChatRequest) -> None:
-        super().__init__(req)
-        self._sse = SSEDecoder(self.provider)
-        self._sse_feed = self._sse.feed
-
-    def _feed(self, data: bytes, out: list[str]) -> None:
-        events = self._sse_feed(data)
-        if events:
-            self._handle(events, out)
-
-    def _close(self, out: list[str]) -> None:
-        self._handle(self._sse.close(), out)
 
     def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
         parse = parse_json
@@ -200,10 +186,11 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
     )
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(AdapterBase):
     """Chat Completions over SSE; models from ``GET {base}/models``."""
 
     name = "openai"
+    parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
         require_stream(req)
@@ -223,8 +210,6 @@ class OpenAIAdapter:
         headers = build_headers(_auth(req.api_key), req.headers, "text/event-stream")
         return HTTPRequest("POST", url, headers, json=body, params=params)
 
-    def parser(self, req: ChatRequest) -> Parser:
-        return Parser(req)
 
     def models_request(self, base_url: str, api_key: str | None,
                        headers: Mapping[str, str]) -> HTTPRequest:
@@ -238,9 +223,6 @@ class OpenAIAdapter:
         models = [m for m in map(_model, items) if m is not None]
         return ModelPage(models)
 
-    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
-                            provider: str, model: str | None) -> ProviderError:
-        return http_error(status, headers, body, provider, model)
 
 
 ADAPTER = OpenAIAdapter()
