@@ -133,13 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     nb_dir = _notebooks_dir()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
            f"--port={args.port}", f"--ServerApp.root_dir={nb_dir}", "quickstart.ipynb"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI machines run as root
+        cmd.append("--allow-root")
     print(f"Starting JupyterLab on http://127.0.0.1:{args.port}/lab/tree/quickstart.ipynb "
           "(the full URL with its token follows)", flush=True)
     proc = subprocess.Popen(cmd, cwd=nb_dir)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # also when started in the background
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
+        proc.terminate()  # JupyterLab shuts down cleanly on SIGTERM, without asking
         try:
             return proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
