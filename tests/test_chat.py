@@ -348,3 +348,19 @@ def test_import_stays_light() -> None:
     out2 = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True,
                           check=True, env={**os.environ, "VIAGENT_KEYRING": "0"}).stdout.strip()
     assert out2 == "[]"
+
+
+def test_overall_deadline_ends_a_stream_that_never_stops(
+    ws: Any, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("VIAGENT_CHAT_DEADLINE", "0.6")
+    pid = add(ws, server, "ollama")
+    server.script("chat", Scripted(delay=0.1))  # never silent for long, but slow
+    started = time.monotonic()
+    s = ws.chat("word " * 60, provider=pid)
+    with pytest.raises(vj.ProviderConnectionError):
+        s.wait()
+    assert time.monotonic() - started < 3.0
+    assert s.partial_text and s.finish_reason == "error"

@@ -27,6 +27,20 @@ log = logging.getLogger("viagent_jupyter.chat")
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "cancelled", "error", "other")
 
+# The overall deadline of one chat (connect, retries and the whole stream), in seconds;
+# ``timeout`` separately bounds each silence. Long reasoning answers take minutes.
+CHAT_DEADLINE_S = 900.0
+
+
+def chat_deadline() -> float:
+    """``$VIAGENT_CHAT_DEADLINE`` seconds, else :data:`CHAT_DEADLINE_S`."""
+    import os
+
+    try:
+        return float(os.environ["VIAGENT_CHAT_DEADLINE"])
+    except (KeyError, ValueError):
+        return CHAT_DEADLINE_S
+
 
 @dataclass
 class _Plan:
@@ -159,6 +173,7 @@ class _ChatBase:
             "provider": cfg.id,
             "model": self._plan.model,
             "timeout": cfg.timeout,
+            "deadline": chat_deadline(),
             "max_retries": cfg.max_retries,
             "allow_insecure_http": cfg.allow_insecure_http,
             "error_from_response": self._plan.adapter.error_from_response,

@@ -34,6 +34,7 @@ log = logging.getLogger("viagent_jupyter.registry")
 
 DEFAULT_TTL_S = 3600.0
 MAX_PAGES = 100
+MODELS_DEADLINE_S = 120.0  # one page of a model list, retries included
 
 
 def _user_stacklevel() -> int:
@@ -160,7 +161,7 @@ class ModelRegistry:
         for _page in range(MAX_PAGES):
             body = _http.request_json(
                 self._ws.http, request, provider=cfg.id, timeout=cfg.timeout,
-                max_retries=cfg.max_retries, allow_insecure_http=cfg.allow_insecure_http,
+                deadline=MODELS_DEADLINE_S, max_retries=cfg.max_retries, allow_insecure_http=cfg.allow_insecure_http,
                 error_from_response=adapter.error_from_response,
             )
             page = adapter.parse_models(body, request)
