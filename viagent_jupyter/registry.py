@@ -161,7 +161,8 @@ class ModelRegistry:
         for _page in range(MAX_PAGES):
             body = _http.request_json(
                 self._ws.http, request, provider=cfg.id, timeout=cfg.timeout,
-                deadline=MODELS_DEADLINE_S, max_retries=cfg.max_retries, allow_insecure_http=cfg.allow_insecure_http,
+                deadline=MODELS_DEADLINE_S, max_retries=cfg.max_retries,
+                allow_insecure_http=cfg.allow_insecure_http,
                 error_from_response=adapter.error_from_response,
             )
             page = adapter.parse_models(body, request)
