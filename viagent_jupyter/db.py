@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import StorageError
 
-__all__ = ["MIGRATIONS", "Database", "make_private_dir"]
+__all__ = ["MIGRATIONS", "ChangeWatch", "Database", "make_private_dir"]
 
 log = logging.getLogger("viagent_jupyter.db")
 
@@ -299,3 +299,31 @@ class Database:
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._conn.close()
+
+
+class ChangeWatch:
+    """Tells one reader whether the area behind a revision counter (``providers_rev``,
+    ``usage_rev``) changed since it last looked: cheap when nothing changed anywhere (one
+    ``PRAGMA data_version``), one meta read when something else did."""
+
+    def __init__(self, db: Database, counter: str) -> None:
+        self._db = db
+        self._counter = counter
+        self._generation = -1
+        self._rev: str | None = None
+
+    def changed(self, force: bool = False) -> bool:
+        """True (and remembered) when another connection advanced the counter."""
+        generation = self._db.generation()
+        if generation == self._generation and not force:
+            return False
+        self._generation = generation
+        rev = self._db.get_meta(self._counter)
+        if rev == self._rev and not force:
+            return False
+        self._rev = rev
+        return True
+
+    def saw_own_write(self) -> None:
+        """After this reader's own write (which ``data_version`` does not report)."""
+        self._rev = self._db.get_meta(self._counter)

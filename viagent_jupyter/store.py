@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from traitlets import HasTraits, Tuple, Unicode
 
-from .db import Database
+from .db import ChangeWatch, Database
 from .errors import (
     ConfigValidationError,
     CredentialError,
@@ -68,8 +68,7 @@ class ProviderStore(HasTraits):
         # a reload after another process's edit re-parses only what changed.
         self._parsed: dict[str, tuple[tuple[str, int, Any], ProviderConfig]] = {}
         self._public: dict[int, dict[str, Any]] = {}
-        self._generation = -1
-        self._rev: str | None = None
+        self._watch = ChangeWatch(db, "providers_rev")
         self.load_errors: dict[str, str] = {}
         self._reload(force=True)
 
@@ -99,19 +98,13 @@ class ProviderStore(HasTraits):
     def _reload(self, force: bool = False) -> bool:
         """Reload from the database when another connection changed it; assign traits."""
         with self._lock:
-            generation = self._db.generation()
-            if generation == self._generation and not force:
-                return False
-            self._generation = generation
-            rev = self._db.get_meta("providers_rev")
-            if rev == self._rev and not force:
+            if not self._watch.changed(force):
                 return False
             with self._db.read() as conn:
                 rows = conn.execute(
                     "SELECT id, data, version FROM providers ORDER BY position"
                 ).fetchall()
                 sel = conn.execute("SELECT value FROM meta WHERE key = 'selected'").fetchone()
-            self._rev = rev
             stored = self._vault.hints()
             configs: dict[str, ProviderConfig] = {}
             parsed: dict[str, tuple[tuple[str, int, Any], ProviderConfig]] = {}
@@ -264,7 +257,7 @@ class ProviderStore(HasTraits):
         # load_errors)
         if self._reload(force=cfg.id in self.load_errors):
             return self._configs.get(cfg.id, cfg)
-        self._rev = self._db.get_meta("providers_rev")
+        self._watch.saw_own_write()
         configs = dict(self._configs)
         configs[cfg.id] = cfg
         self._configs = configs
@@ -431,7 +424,7 @@ class ProviderStore(HasTraits):
                 self._db.bump(conn, "providers_rev")
             self._vault.forget_session(id)
             if not self._reload():
-                self._rev = self._db.get_meta("providers_rev")
+                self._watch.saw_own_write()
                 configs = dict(self._configs)
                 configs.pop(id, None)
                 self._configs = configs
@@ -452,7 +445,7 @@ class ProviderStore(HasTraits):
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('selected', ?)", (id,))
                 self._db.bump(conn, "providers_rev")
             if not self._reload():
-                self._rev = self._db.get_meta("providers_rev")
+                self._watch.saw_own_write()
                 self.selected = id
 
     # -- keys ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from traitlets import Dict, HasTraits, Tuple
 
-from .db import Database
+from .db import ChangeWatch, Database
 from .schema import Usage, UsageRecord
 
 __all__ = ["UsageStats"]
@@ -58,21 +58,14 @@ class UsageStats(HasTraits):
         super().__init__()
         self._db = db
         self._lock = threading.RLock()
-        self._generation = -1
-        self._rev: str | None = None
+        self._watch = ChangeWatch(db, "usage_rev")
         self._records: dict[tuple[str, str], UsageRecord] = {}
         self._reload(force=True)
 
     def _reload(self, force: bool = False) -> bool:
         with self._lock:
-            generation = self._db.generation()
-            if generation == self._generation and not force:
+            if not self._watch.changed(force):
                 return False
-            self._generation = generation
-            rev = self._db.get_meta("usage_rev")
-            if rev == self._rev and not force:
-                return False
-            self._rev = rev
             with self._db.read() as conn:
                 rows = conn.execute(
                     "SELECT provider, model, requests, prompt_tokens, completion_tokens, cost, "
@@ -139,7 +132,7 @@ class UsageStats(HasTraits):
                 self._db.bump(conn, "usage_rev")
             rec = _checked_record(row) or UsageRecord(provider=provider, model=model)
             if not self._reload():
-                self._rev = self._db.get_meta("usage_rev")
+                self._watch.saw_own_write()
                 records = dict(self._records)
                 records[(provider, model)] = rec
                 self._records = records
