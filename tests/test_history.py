@@ -386,12 +386,16 @@ def test_no_log_records_nothing(magics: LLMMagics, fake: Workspace) -> None:
 
 
 def test_chat_threads_are_stored_and_reset(magics: LLMMagics, fake: Workspace,
-                                           srv: FakeProviderServer) -> None:
+                                           srv: FakeProviderServer,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     sh = magics.shell
     assert sh is not None
     sh.run_cell("%%llm --chat t\nfirst")
     assert fake.history.thread("t")[0]["content"] == "first"
     magics.threads.clear()  # as after a kernel restart: the stored copy is used
+    capsys.readouterr()
+    sh.run_cell("%llm history")
+    assert "== t (2 messages)" in capsys.readouterr().out
     sh.run_cell("%%llm --chat t\nsecond")
     assert [m["content"] for m in srv.requests[-1].json["messages"]][::2] == ["first", "second"]
     assert [r.thread for r in fake.history] == ["t", "t"]

@@ -362,15 +362,16 @@ class History:
 
     def _values(self, s: Any, call: CallInfo, notebook: str | None, cell: int | None,
                 created: float) -> tuple[Any, ...]:
-        request = s._plan.request
-        messages = list(request.messages)
+        request = getattr(getattr(s, "_plan", None), "request", None)  # what was sent
+        messages = list(getattr(request, "messages", None) or [])
         started, first, ended = s.started_at, s.first_token_at, s.ended_at
         usage = s.usage.model_dump() if hasattr(s.usage, "model_dump") else dict(s.usage or {})
         error = s.error
         steps = getattr(s, "steps", None)
         return (
             created, call.source, s.provider, s.requested_model, s.model,
-            _text(request.system), _dumps(messages), scrub(_last_user_text(messages)),
+            _text(getattr(request, "system", None)), _dumps(messages),
+            scrub(_last_user_text(messages)),
             scrub(s.partial_text), _text(getattr(s, "reasoning", None)),
             _dumps(steps) if steps else None, s.finish_reason, _dumps(usage), s.cost,
             None if first is None or started is None else first - started,
@@ -378,7 +379,7 @@ class History:
             notebook, cell, call.thread, call.group,
             None if error is None else scrub(str(error)),
             None if error is None else getattr(error, "code", type(error).__name__),
-            _dumps(dict(request.settings)),
+            _dumps(dict(getattr(request, "settings", None) or {})),
         )
 
     def record(self, s: Any, *, call: CallInfo | None = None, notebook: str | None = None,

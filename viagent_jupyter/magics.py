@@ -779,11 +779,14 @@ class LLMMagics(Magics):
     def _cmd_history(self, argv: list[str]) -> None:
         if len(argv) > 1:
             raise _usage_error("%llm history takes [THREAD]")
-        names = argv or sorted(self.threads)
+        from .history import safe
+
+        stored = safe(lambda: self.ws.history.threads(), []) if self.log else []
+        names = argv or sorted(set(self.threads) | set(stored))
         if not names:
             print("No conversations yet (use %%llm --chat).")
         for name in names:
-            messages = self.threads.get(name, [])
+            messages = self._thread(name, self.log)
             print(f"== {name} ({len(messages)} messages)")
             for msg in messages:
                 print(f"[{msg['role']}] {msg['content']}")
