@@ -367,10 +367,13 @@ def test_log_commands(magics: LLMMagics, fake: Workspace, tmp_path: Path,
     assert len(fake.history) == 0
 
 
-def test_no_log_records_nothing(magics: LLMMagics, fake: Workspace) -> None:
+def test_no_log_records_nothing(magics: LLMMagics, fake: Workspace,
+                                srv: FakeProviderServer) -> None:
     sh = magics.shell
     assert sh is not None
     sh.run_cell("%%llm --no-log --chat private\nsecret-marker-one")
+    sh.run_cell("%%llm --chat private\nsecret-marker-five")  # the thread stays unrecorded
+    assert "secret-marker-one" in json.dumps(srv.requests[-1].json)  # (the model still sees it)
     sh.run_cell("%llm --no-log secret-marker-two")
     sh.run_cell("%%llm --no-log -m a -m b\nsecret-marker-three")
     magics.log = False
@@ -382,7 +385,10 @@ def test_no_log_records_nothing(magics: LLMMagics, fake: Workspace) -> None:
     assert files_containing(fake.home, "secret-marker") == []
     magics.log = True
     sh.run_cell("%%llm\nrecorded")
-    assert [r.prompt for r in fake.history] == ["recorded"]
+    sh.run_cell("%llm reset private")  # a fresh start of the thread is recorded again
+    sh.run_cell("%%llm --chat private\nrecorded too")
+    assert [r.prompt for r in fake.history] == ["recorded", "recorded too"]
+    assert fake.history.thread("private")[0]["content"] == "recorded too"
 
 
 def test_chat_threads_are_stored_and_reset(magics: LLMMagics, fake: Workspace,

@@ -426,6 +426,7 @@ class LLMMagics(Magics):
         super().__init__(shell, **kwargs)  # type: ignore[no-untyped-call, unused-ignore]
         self._workspace = workspace
         self.threads: dict[str, list[dict[str, str]]] = {}
+        self._unlogged: set[str] = set()  # threads with a --no-log exchange (never recorded)
         self.last_error: ViagentError | None = None
         self._last_view: StreamDisplay | None = None  # the last live display (tests, bench)
 
@@ -512,9 +513,11 @@ class LLMMagics(Magics):
         from .history import recording
 
         thread = args.thread
-        keep = self.log and args.log
         if thread is not None and args.new:
             self._forget(thread)
+        if thread is not None and not args.log:
+            self._unlogged.add(thread)  # it holds an unrecorded exchange: keep it all out
+        keep = self.log and args.log and thread not in self._unlogged
         history = self._thread(thread, keep) if thread is not None else []
         ws = self.ws
         pid = args.provider or self.default_provider or None
@@ -642,9 +645,11 @@ class LLMMagics(Magics):
         if name is None:
             names = set(self.threads) | set(safe(lambda: self.ws.history.threads(), []))
             self.threads.clear()
+            self._unlogged.clear()
             safe(lambda: self.ws.history.drop_thread())
             return len(names)
         here = len(self.threads.pop(name, ()))
+        self._unlogged.discard(name)
         stored = len(safe(lambda: self.ws.history.thread(name), []))
         safe(lambda: self.ws.history.drop_thread(name))
         return max(here, stored)
