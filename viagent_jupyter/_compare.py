@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._workspace import Workspace
     from .chat import AsyncChatStream
 
-__all__ = ["Column", "CompareResult", "Comparison"]
+__all__ = ["Column", "CompareResult", "Comparison", "targets_from_options"]
 
 _CSS_ROW = "display:flex;flex-wrap:wrap;gap:12px;align-items:stretch"
 _CSS_COL = ("flex:1 1 280px;min-width:240px;max-width:100%;box-sizing:border-box;"
@@ -52,6 +52,33 @@ _CSS_COL = ("flex:1 1 280px;min-width:240px;max-width:100%;box-sizing:border-box
             "overflow-wrap:anywhere")
 _CSS_HEAD = ("font-weight:600;font-size:0.9em;margin-bottom:4px;"
              "font-family:var(--jp-ui-font-family,sans-serif)")
+
+
+Target = tuple[str | None, str | None]
+
+
+def _split_target(value: str) -> tuple[str, str | None]:
+    provider, sep, model = value.partition(":")  # ids have no ':'; model names may
+    if not provider or (sep and not model):
+        raise ValueError(f"-p {value!r}: write PROVIDER or PROVIDER:MODEL")
+    return provider, model or None
+
+
+def targets_from_options(providers: Sequence[str], models: Sequence[str]
+                         ) -> tuple[str | None, str | None, tuple[Target, ...]]:
+    """The magic's ``-p``/``-m`` values → ``(provider, model, ())`` for one answer, or
+    ``(provider, None, pairs)`` for a comparison. Bad combinations raise ``ValueError``."""
+    pairs = [_split_target(p) for p in providers]
+    if len(pairs) > 1:
+        if models:
+            raise ValueError("with several -p, name each model as -p PROVIDER:MODEL")
+        return None, None, tuple(pairs)
+    provider, model = pairs[0] if pairs else (None, None)
+    if model is not None and models:
+        raise ValueError("give the model once: -p PROVIDER:MODEL or -m MODEL")
+    if len(models) > 1:
+        return provider, None, tuple((provider, m) for m in models)
+    return provider, (models[0] if models else model), ()
 
 
 class Column:

@@ -292,7 +292,12 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
         ns = _prompt_parser().parse_args(list(tokens))
     except _ArgumentError as exc:
         raise _usage_error(str(exc)) from None
-    provider, model, targets = _targets(ns.provider or [], ns.model or [])
+    from ._compare import targets_from_options
+
+    try:
+        provider, model, targets = targets_from_options(ns.provider or [], ns.model or [])
+    except ValueError as exc:
+        raise _usage_error(str(exc)) from None
     args = PromptArgs(
         provider=provider, model=model, temperature=ns.temperature,
         max_tokens=ns.max_tokens, system=ns.system, format=ns.format, insert=ns.insert,
@@ -306,29 +311,6 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
             raise _usage_error("--insert works with -f code only")
         args = dataclasses.replace(args, format="code")
     return args
-
-
-def _split_target(value: str) -> tuple[str, str | None]:
-    provider, sep, model = value.partition(":")  # ids have no ':'; model names may
-    if not provider or (sep and not model):
-        raise _usage_error(f"-p {value!r}: write PROVIDER or PROVIDER:MODEL")
-    return provider, model or None
-
-
-def _targets(providers: list[str], models: list[str]
-             ) -> tuple[str | None, str | None, tuple[tuple[str | None, str | None], ...]]:
-    """-p/-m values → (provider, model) of one answer, or the pairs of a comparison."""
-    pairs = [_split_target(p) for p in providers]
-    if len(pairs) > 1:
-        if models:
-            raise _usage_error("with several -p, name each model as -p PROVIDER:MODEL")
-        return None, None, tuple(pairs)
-    provider, model = pairs[0] if pairs else (None, None)
-    if model is not None and models:
-        raise _usage_error("give the model once: -p PROVIDER:MODEL or -m MODEL")
-    if len(models) > 1:
-        return provider, None, tuple((provider, m) for m in models)
-    return provider, (models[0] if models else model), ()
 
 
 def split_line_prompt(line: str) -> tuple[list[str], str]:
