@@ -12,6 +12,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _util import PLANTED_KEY, PLANTED_ODD_KEY, files_containing
@@ -285,6 +286,24 @@ def test_a_planted_key_never_reaches_the_history(fake: Workspace, srv: FakeProvi
         with fake.db.read() as conn:
             conn.execute("PRAGMA wal_checkpoint(FULL)")
         assert files_containing(fake.home, key) == []  # the whole db file (and WAL) too
+
+
+def test_tool_steps_are_stored_as_json(fake: Workspace) -> None:
+    """``s.steps`` (tool calls, a later feature) is kept when a stream has it."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Step:
+        tool: str
+        arguments: dict[str, Any]
+        result: str
+
+    s = fake.chat("use a tool")
+    s.steps = [Step("lookup", {"q": "zebra", "token": PLANTED_KEY}, "found")]  # type: ignore[attr-defined]
+    s.wait()
+    [r] = list(fake.history)
+    assert r.steps == [{"tool": "lookup", "arguments": {"q": "zebra", "token": "[REDACTED]"},
+                        "result": "found"}]
 
 
 def test_inline_data_is_described_not_kept() -> None:

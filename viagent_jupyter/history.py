@@ -226,6 +226,10 @@ def _clean(value: Any, key: str = "") -> Any:
         return [_clean(v, key) for v in value]
     if value is None or isinstance(value, (int, float, bool)):
         return value
+    if hasattr(value, "model_dump"):  # pydantic (a tool step, a usage object)
+        return _clean(value.model_dump(mode="json"), key)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _clean(dataclasses.asdict(value), key)
     return scrub(repr(value))[:500]
 
 
@@ -270,12 +274,13 @@ def _where() -> tuple[str | None, int | None]:
 
 
 def parse_since(value: str | float | datetime | None) -> float | None:
-    """``2026-12-01``, ``2026-12-01T10:00``, ``7d``, ``12h``, ``30m``, a datetime or a unix
-    time → a unix time; bad input → :class:`ConfigValidationError`."""
+    """``2026-12-01``, ``2026-12-01T10:00`` (local time unless a zone is given), ``7d``,
+    ``12h``, ``30m``, a datetime or a unix time → a unix time; bad input →
+    :class:`ConfigValidationError`."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        return value.timestamp()  # a naive datetime is local time
     if isinstance(value, (int, float)):
         return float(value)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", value)
@@ -289,9 +294,7 @@ def parse_since(value: str | float | datetime | None) -> float | None:
             f"Cannot read the date {value!r}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, or 7d / 12h.",
             [{"field": "since", "message": "not a date"}],
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
+    return when.timestamp()  # without a zone: local time, as %llm log shows it
 
 
 def fts_query(text: str) -> str:
