@@ -500,7 +500,7 @@ class LLMMagics(Magics):
         if thread is not None and not args.log:
             self._unlogged.add(thread)  # it holds an unrecorded exchange: keep it all out
         keep = self.log and args.log and thread not in self._unlogged
-        history = self._thread(thread, keep) if thread is not None else []
+        history = self._thread(thread, self.log) if thread is not None else []
         ws = self.ws
         pid = args.provider or self.default_provider or None
         try:
