@@ -174,6 +174,19 @@ def test_model_output_is_sanitised_in_columns(magics: LLMMagics, fake: Workspace
     assert final["text/html"].count("&lt;script&gt;") == 2
 
 
+def test_a_silent_wait_is_not_redrawn_over_and_over(magics: LLMMagics,
+                                                    srv: FakeProviderServer) -> None:
+    """Waiting 1.2 s for the headers: the output is redrawn when something changes (and
+    once a second for the clocks), not at every 0.05 s tick (that would be ~24 updates)."""
+    srv.script("chat", Scripted(headers_delay=1.2), Scripted(headers_delay=1.2))
+    sh = magics.shell
+    assert sh is not None
+    sh.run_cell("%%llm -m a -m b\nwait")
+    calls = magics.pub.calls  # type: ignore[attr-defined]
+    assert calls[-1].data["text/plain"].count("You said: wait") == 2
+    assert len(calls) <= 8, len(calls)
+
+
 # -- a real kernel ---------------------------------------------------------------------------
 
 

@@ -204,6 +204,8 @@ class Comparison:
         self._tasks: list[asyncio.Task[None]] = []
         self._cancelled = False
         self._thread: threading.Thread | None = None
+        self._seen: tuple[Any, ...] = ()
+        self._seen_at = 0.0
         with recording(source=source, log=log, group=self.group):
             for col in self.columns:
                 try:
@@ -293,6 +295,16 @@ class Comparison:
                 self.cancel()
         assert self._thread is not None
         self._thread.join()
+
+    def changed(self, every: float = 1.0) -> bool:
+        """True when a column got text or ended since the last call, or ``every`` seconds
+        passed (the footers' clocks move): the display redraws only then."""
+        seen = tuple((len(c.text), c.done, c.error is not None) for c in self.columns)
+        now = time.monotonic()
+        if seen == self._seen and now - self._seen_at < every:
+            return False
+        self._seen, self._seen_at = seen, now
+        return True
 
     # -- showing ------------------------------------------------------------------------------
     def bundle(self, fmt: str, final: bool = False) -> Bundle:

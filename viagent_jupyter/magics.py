@@ -585,8 +585,12 @@ class LLMMagics(Magics):
                              bytes_per_second=self.update_bytes_per_second) if live else None
         if view is not None:
             view.start()
-        comparison.run(tick=(lambda: view.add("")) if view is not None else None,
-                       interval=max(self.update_interval, 0.02))
+
+        def tick() -> None:
+            if view is not None and comparison.changed():
+                view.add("")  # coalesced like a single answer's deltas
+
+        comparison.run(tick=tick, interval=max(self.update_interval, 0.02))
         results = comparison.results(fmt)
         if view is not None:
             view.finish(results._repr_mimebundle_())
