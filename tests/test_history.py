@@ -381,8 +381,18 @@ def test_log_commands(magics: LLMMagics, fake: Workspace, tmp_path: Path,
     assert "Exported 1 record" in capsys.readouterr().out
     res = sh.run_cell("%llm log show 999")
     assert res.success and "No history record #999" in shown(magics)
+    with fake.db.write() as conn:
+        conn.execute("UPDATE history SET created_at = created_at - 10 * 86400 WHERE id = ?",
+                     (r.id,))
+    sh.run_cell("%llm log keep 7")
+    assert "7 days (1 older dropped)" in capsys.readouterr().out
+    assert fake.history.retention_days == 7 and len(fake.history) == 1
+    sh.run_cell("%llm log keep all")
+    assert fake.history.retention_days is None
+    res = sh.run_cell("%llm log keep soon")
+    assert not res.success and "number of days" in str(res.error_in_exec)
     sh.run_cell("%llm log clear")
-    assert "History cleared (2 records" in capsys.readouterr().out
+    assert "History cleared (1 record" in capsys.readouterr().out
     assert len(fake.history) == 0
 
 

@@ -6,8 +6,9 @@
     %llm log show ID                                                    one whole exchange
     %llm log export FILE.jsonl|FILE.md [same filters]                   write a file
     %llm log clear                                                      forget everything
+    %llm log keep DAYS|all                                              retention
 
-A query that starts with one of the words show/export/clear needs ``--``:
+A query that starts with one of the words show/export/clear/keep needs ``--``:
 ``%llm log -- show me``.
 """
 
@@ -29,7 +30,7 @@ __all__ = ["LOG_USAGE", "log_command"]
 
 LOG_USAGE = """\
 %llm log [QUERY] [-n N] [--provider P] [--model M] [--since DATE]
-%llm log show ID | log export FILE.jsonl|FILE.md [filters] | log clear"""
+%llm log show ID | log export FILE.jsonl|FILE.md [filters] | log clear | log keep DAYS|all"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +79,28 @@ def _search(ws: Workspace, ns: argparse.Namespace, n: int | None) -> list[Record
                              model=ns.model, since=ns.since)
 
 
+def _keep(ws: Workspace, argv: list[str]) -> None:
+    if not argv:
+        days = ws.history.retention_days
+        print("The history keeps every record." if days is None else
+              f"The history keeps records for {days:g} days.")
+        return
+    if len(argv) != 1:
+        raise UsageError(f"%llm log keep takes DAYS or all\n{LOG_USAGE}")
+    if argv[0] == "all":
+        ws.history.retention_days = None
+        print("The history keeps every record.")
+        return
+    try:
+        days = float(argv[0])
+    except ValueError:
+        raise UsageError(f"%llm log keep takes a number of days or all\n{LOG_USAGE}") from None
+    before = len(ws.history)
+    ws.history.retention_days = days
+    dropped = before - len(ws.history)
+    print(f"The history keeps records for {days:g} days ({dropped} older dropped).")
+
+
 class _Markdown:
     """Plain Markdown text shown as text (never rendered as HTML: it holds model output)."""
 
@@ -102,6 +125,9 @@ def log_command(ws: Workspace, argv: list[str], show: Callable[[Any], None]) -> 
         count = ws.history.clear()
         print(f"History cleared ({count} record{'' if count == 1 else 's'} and the stored "
               "--chat threads).")
+        return
+    if head == "keep":
+        _keep(ws, argv[1:])
         return
     if head == "export":
         ns = _filters("%llm log export").parse_args(argv[1:])
