@@ -160,7 +160,7 @@ USAGE = """\
 %llm providers | use ID | models [ID] [--refresh] | stats | key ID [--session]
 %llm reset [THREAD] | history [THREAD] | error | panel | sidebar | help
 %llm log [QUERY] [-n N] [--provider P] [--model M] [--since DATE] | log show ID
-%llm log export FILE.jsonl|FILE.md | log clear"""
+%llm log export FILE.jsonl|FILE.md | log clear | log keep DAYS|all"""
 
 HELP = USAGE + """
 
