@@ -269,7 +269,11 @@ def _where() -> tuple[str | None, int | None]:
         return None, None
     cell = getattr(shell, "execution_count", None)
     ns = getattr(shell, "user_ns", None) or {}
-    path = ns.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME")
+    # VS Code puts the notebook's path in __vsc_ipynb_file__; Jupyter Server gives a kernel
+    # JPY_SESSION_NAME (the notebook path, jupyter-server/jupyter_server#679 and #1100),
+    # which ipykernel also exposes as __session__.
+    path = (ns.get("__vsc_ipynb_file__") or ns.get("__session__")
+            or os.environ.get("JPY_SESSION_NAME"))
     return (str(path) if path else None), (cell if isinstance(cell, int) else None)
 
 
