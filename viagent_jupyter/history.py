@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -336,11 +337,6 @@ class History:
         return f"<History {len(self)} records>"
 
     # -- recording ------------------------------------------------------------------------------
-    @property
-    def recording(self) -> bool:
-        """Whether chats started now (in this context) will be recorded."""
-        return self.enabled and env_enabled() and _CALL.get().log
-
     def watch(self, stream: Any) -> None:
         """Record ``stream`` when it ends (wired by the Workspace on every chat it starts).
         The call's context (group, thread, notebook cell) is read now, in the caller."""
@@ -408,7 +404,8 @@ class History:
 
     @retention_days.setter
     def retention_days(self, days: float | None) -> None:
-        if days is not None and (not isinstance(days, (int, float)) or days <= 0):
+        if days is not None and (not isinstance(days, (int, float)) or not days > 0
+                                 or not math.isfinite(days)):
             raise ConfigValidationError(
                 "retention_days must be a number of days > 0, or None to keep everything.",
                 [{"field": "retention_days", "message": "must be > 0 or None"}])
