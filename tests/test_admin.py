@@ -316,3 +316,23 @@ def test_a_managed_key_never_reaches_the_users_vault(managed: Any, home: Path) -
         assert conn.execute("SELECT COUNT(*) FROM credentials").fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM providers").fetchone()[0] == 0
     assert not os.path.exists(home / "keys" / "master.key")
+
+
+def test_gateway_prices_from_the_admin_give_stats_a_cost(etc: Path, srv: FakeProviderServer,
+                                                          home: Path) -> None:
+    """A LiteLLM proxy prices each call in the ``x-litellm-response-cost`` header, but headers
+    go out before a streamed answer exists, so a stream carries tokens only
+    (https://docs.litellm.ai/docs/proxy/response_headers; docs.stigg.io's LiteLLM page: "a
+    streamed LiteLLM call cannot carry a cost"). The administrator's price table fills in."""
+    write(etc, gateway(srv, extra='pricing = {"demo-*" = {input_per_mtok = 1_000_000, '
+                       "output_per_mtok = 2_000_000}}"))
+    with vj.Workspace(home=home) as ws:
+        s = ws.chat("Hello", provider="campus").wait()
+        assert s.usage.prompt_tokens and s.usage.completion_tokens
+        assert s.cost == pytest.approx(s.usage.prompt_tokens + 2 * s.usage.completion_tokens)
+        assert ws.stats.get("campus", "demo-small").cost == pytest.approx(s.cost)
+        assert ws.admin.pricing("campus", "other") is None
+    write(etc, gateway(srv, extra='pricing = {"demo-*" = {input_per_mtok = -1, '
+                       "output_per_mtok = 1}}"))
+    with pytest.raises(vj.ConfigValidationError, match=r"providers\.campus\.pricing\.demo-\*"):
+        vj.Workspace(home=home)

@@ -32,6 +32,7 @@ import stat
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,8 @@ class ManagedProvider:
     config: ProviderConfig
     key: KeyRef | None
     source: str
+    # model glob -> {"prompt": USD per token, "completion": ...}: a gateway's prices
+    pricing: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
 
 @dataclass
@@ -205,6 +208,7 @@ def _managed(path: Path, pid: str, entry: Any) -> ManagedProvider:
         raise _bad(path, f"{where}.{computed[0]}", "cannot be set")
     key = KeyRef.parse(entry.pop("api_key"), path, f"{where}.api_key") \
         if "api_key" in entry else None
+    pricing = _pricing(path, f"{where}.pricing", entry.pop("pricing", {}))
     from .store import ProviderStore
 
     try:
@@ -213,7 +217,24 @@ def _managed(path: Path, pid: str, entry: Any) -> ManagedProvider:
     except ConfigValidationError as exc:
         raise _bad(path, where, exc.message.removeprefix("Invalid provider config: ")
                    .removesuffix(" Fix the field and retry.").rstrip(".")) from None
-    return ManagedProvider(cfg, key, str(path))
+    return ManagedProvider(cfg, key, str(path), pricing)
+
+
+def _pricing(path: Path, where: str, table: Any) -> dict[str, dict[str, Decimal]]:
+    """``{"MODEL-GLOB": {input_per_mtok = USD, output_per_mtok = USD}}`` → USD per token."""
+    if not isinstance(table, dict):
+        raise _bad(path, where, "must be a table of model = {input_per_mtok, output_per_mtok}")
+    out: dict[str, dict[str, Decimal]] = {}
+    for model, prices in table.items():
+        ok = isinstance(prices, dict) and set(prices) == {"input_per_mtok", "output_per_mtok"} \
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                    for v in prices.values())
+        if not ok:
+            raise _bad(path, f"{where}.{model}", "must be {input_per_mtok = USD, "
+                       "output_per_mtok = USD} (per million tokens, >= 0)")
+        out[model] = {"prompt": Decimal(str(prices["input_per_mtok"])) / 1_000_000,
+                      "completion": Decimal(str(prices["output_per_mtok"])) / 1_000_000}
+    return out
 
 
 def _match(name: str, patterns: Iterable[str]) -> str | None:
@@ -324,6 +345,17 @@ class AdminConfig:
         register_secret(value)
         self._key_cache[path] = (token, value)
         return value
+
+    def pricing(self, pid: str, model: str) -> dict[str, Decimal] | None:
+        """The administrator's price of a managed provider's model (USD per token), if any:
+        a gateway (LiteLLM) does not put its cost into a streamed answer."""
+        mp = self._layer.providers.get(pid)
+        if mp is None:
+            return None
+        for pattern, price in mp.pricing.items():
+            if fnmatch.fnmatchcase(model, pattern):
+                return dict(price)
+        return None
 
     def key_status(self, pid: str) -> dict[str, Any]:
         try:

@@ -237,7 +237,13 @@ class ModelRegistry:
         return {pid: results[pid] for pid in ids}
 
     def pricing(self, provider: str, model: str) -> dict[str, Decimal] | None:
-        """USD per token for a model, from the cache only (never a request)."""
+        """USD per token for a model: the administrator's price (admin.py), else from the
+        cache only (never a request)."""
+        admin = getattr(self._ws, "admin", None)
+        price: dict[str, Decimal] | None = \
+            admin.pricing(provider, model) if admin is not None else None
+        if price is not None:
+            return price
         cached = self.cached(provider)
         if cached is None:
             return None
