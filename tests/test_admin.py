@@ -336,3 +336,21 @@ def test_gateway_prices_from_the_admin_give_stats_a_cost(etc: Path, srv: FakePro
                        "output_per_mtok = 1}}"))
     with pytest.raises(vj.ConfigValidationError, match=r"providers\.campus\.pricing\.demo-\*"):
         vj.Workspace(home=home)
+
+
+def test_a_running_workspace_picks_up_the_admins_change(etc: Path, srv: FakeProviderServer,
+                                                        home: Path) -> None:
+    with vj.Workspace(home=home) as ws:
+        ws.providers.create(id="mine", provider_type="ollama")
+        seen: list[tuple[str, ...]] = []
+        ws.providers.observe(lambda ch: seen.append(tuple(p["id"] for p in ch["new"])),
+                             "providers")
+        write(etc, gateway(srv))
+        assert ws.providers.refresh() is True
+        assert seen[-1] == ("campus", "mine") and ws.providers.get("campus").managed
+        write(etc, gateway(srv) + "\n[policy]\nallow_user_providers = false\n")
+        assert ws.providers.refresh() is True and seen[-1] == ("campus",)
+        (etc / "viagent.toml").unlink()
+        assert ws.providers.refresh() is True and seen[-1] == ("mine",)
+        with pytest.raises(vj.ProviderNotFoundError):
+            ws.providers.get("campus")
