@@ -245,8 +245,8 @@ def test_no_user_providers_hides_them_and_refuses_new_ones(etc: Path, srv: FakeP
         with pytest.raises(vj.PolicyError):
             ws.providers.update("mine", name="x")
         assert ws.chat("Hi").text  # the default provider answers
-        ws.providers.select("campus")
-        ws.providers.delete("mine")  # your own may still be removed
+        ws.providers.delete("mine")  # your own may still be removed (it was selected)
+        assert ws.providers.selected == "campus"
         assert PLANTED_KEY not in json.dumps(ws.providers.providers)
 
 
@@ -354,3 +354,25 @@ def test_a_running_workspace_picks_up_the_admins_change(etc: Path, srv: FakeProv
         assert ws.providers.refresh() is True and seen[-1] == ("mine",)
         with pytest.raises(vj.ProviderNotFoundError):
             ws.providers.get("campus")
+
+
+def test_the_managed_key_leaks_nowhere(etc: Path, home: Path, caplog: Any,
+                                       tmp_path: Path) -> None:
+    """A planted managed key, refused by the provider: not in the error, its repr, the logs
+    (DEBUG), the trait, the admin config's repr, nor any file of the home."""
+    import logging
+    import pickle
+
+    with FakeProviderServer(delay=0, require_key="sk-the-right-one-000000000") as other:
+        write(etc, gateway(other))
+        caplog.set_level(logging.DEBUG)
+        with vj.Workspace(home=home) as ws:
+            with pytest.raises(vj.AuthenticationError) as err:
+                ws.chat("Hi", provider="campus").wait()
+            assert other.requests[-1].headers["authorization"] == f"Bearer {VKEY}"
+            texts = [str(err.value), repr(err.value), repr(pickle.loads(pickle.dumps(err.value))),
+                     caplog.text, json.dumps(ws.providers.providers), repr(ws.admin.providers),
+                     repr(ws.providers.get("campus")), repr(ws)]
+            for text in texts:
+                assert VKEY not in text and "31415926" not in text
+    assert files_containing(home, VKEY) == []

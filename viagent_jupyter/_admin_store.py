@@ -106,7 +106,10 @@ class ManagedProviderStore(ProviderStore):
 
     def delete(self, id: str) -> None:
         self.admin.check_write(id, "deleted")
-        super().delete(id)  # a hidden provider of your own may still be deleted
+        if id in self._hidden:  # a hidden provider of your own may still be deleted, even
+            with self._db.write() as conn:  # when it was selected before the policy hid it
+                conn.execute("DELETE FROM meta WHERE key = 'selected' AND value = ?", (id,))
+        super().delete(id)
 
     def select(self, id: str | None) -> None:
         if id is None or not self.admin.is_managed(id):
