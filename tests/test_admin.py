@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from _util import PLANTED_KEY, files_containing
 from IPython.core.interactiveshell import InteractiveShell
+from test_widgets import comms, widgets  # noqa: F401 - fixtures for the panel test
 from traitlets.config import Config
 
 import viagent_jupyter as vj
@@ -376,3 +377,29 @@ def test_the_managed_key_leaks_nowhere(etc: Path, home: Path, caplog: Any,
             for text in texts:
                 assert VKEY not in text and "31415926" not in text
     assert files_containing(home, VKEY) == []
+
+
+def test_the_panel_shows_managed_and_says_why_it_refuses(
+        managed: Any, etc: Path, srv: FakeProviderServer, request: pytest.FixtureRequest) -> None:
+    """The panel is a view of the same store: the managed flags reach its trait, and its
+    edit/delete/model requests get the administrator's reasons as one-line errors."""
+    from test_widgets import ask
+
+    from viagent_jupyter.widgets import ConfigPanel
+
+    made: list[Any] = request.getfixturevalue("widgets")  # records and checks the comms
+
+    write(etc, gateway(srv) + '\n[policy]\nblocked_models = ["demo-large"]\n')
+    managed.providers.refresh()
+    panel = ConfigPanel(managed)
+    made.append(panel)
+    (campus,) = panel.providers
+    assert campus["managed"] is True and campus["managed_by"] == str(etc / "viagent.toml")
+    for op, extra in (("update", {"fields": {"name": "x"}}), ("delete", {}),
+                      ("settings", {"settings": {"temperature": 1}})):
+        reply = ask(panel, op, provider="campus", **extra)
+        assert not reply["ok"] and reply["error"]["code"] == "PROVIDER_MANAGED", reply
+        assert "managed by your administrator" in reply["error"]["message"]
+    reply = ask(panel, "models", provider="campus", refresh=True)
+    assert reply["ok"] and [m["id"] for m in panel.models] == ["demo-small"]
+    assert ask(panel, "select", provider="campus")["result"] == {"selected": "campus"}
