@@ -117,11 +117,12 @@ def test_missing_environment_key_says_who_to_ask(managed: Any, monkeypatch: Any)
 
 
 def test_key_file_must_be_private(etc: Path, srv: FakeProviderServer, home: Path,
-                                  tmp_path: Path) -> None:
+                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # "~" is each user's own home
     keyfile = tmp_path / "campus.key"
     keyfile.write_text(VKEY + "\n")
     keyfile.chmod(0o600)
-    write(etc, gateway(srv, key=f'"file:{keyfile}"'))
+    write(etc, gateway(srv, key='"file:~/campus.key"'))
     with vj.Workspace(home=home) as ws:
         assert ws.chat("Hi", provider="campus").text
         assert srv.requests[-1].headers["authorization"] == f"Bearer {VKEY}"
@@ -140,6 +141,7 @@ def test_key_file_must_be_private(etc: Path, srv: FakeProviderServer, home: Path
     ('[budgets]\nweek = 3', "budgets.week"),
     ('[defaults]\nsettings = {temperature = 9}', "defaults.settings"),
     ('[polic', "(file)"),
+    ('[providers.x]\nprovider_type = "openai"\napi_key = "file:keys/x"', "absolute path"),
 ])
 def test_a_bad_admin_file_is_an_error_naming_it(etc: Path, home: Path, text: str,
                                                 field: str) -> None:

@@ -108,6 +108,9 @@ class KeyRef:
             if m:
                 return cls(env=m.group(1))
             if value.startswith("file:") and len(value) > 5:
+                if not os.path.isabs(os.path.expanduser(value[5:])):
+                    raise _bad(path, where, "a key file must be an absolute path or start "
+                               "with ~/ (the user's home)")
                 return cls(file=value[5:])
         raise _bad(path, where, "must be a reference, \"${ENV_VAR}\" or \"file:PATH\" (a key "
                    "written here would be readable by every user)")
