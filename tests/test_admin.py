@@ -405,3 +405,24 @@ def test_the_panel_shows_managed_and_says_why_it_refuses(
     reply = ask(panel, "models", provider="campus", refresh=True)
     assert reply["ok"] and [m["id"] for m in panel.models] == ["demo-small"]
     assert ask(panel, "select", provider="campus")["result"] == {"selected": "campus"}
+
+
+def test_summary_says_what_the_administrator_set_without_keys(
+        etc: Path, srv: FakeProviderServer, home: Path) -> None:
+    write(etc, gateway(srv) + '\n[policy]\nallow_user_providers = false\nblocked_models = '
+          '["x*"]\n[defaults]\nprovider = "campus"\nsettings = {max_tokens = 9}\n'
+          "[budgets]\nmonth = 20\n[budgets.campus]\nday = 1\n")
+    with vj.Workspace(home=home) as ws:
+        ws.providers.get("campus")  # the key has been read
+        summary = ws.admin.summary()
+        text = json.dumps(summary) + repr(ws.admin)
+    assert VKEY not in text
+    assert summary["files"] == [str(etc / "viagent.toml")]
+    assert summary["providers"] == [{"id": "campus", "label": "OPENAI_COMPATIBLE - Campus "
+                                     "gateway", "source": str(etc / "viagent.toml"),
+                                     "key": "$CAMPUS_KEY"}]
+    assert summary["allow_user_providers"] is False and summary["blocked_models"] == ["x*"]
+    assert summary["allowed_models"] == [] and summary["default_provider"] == "campus"
+    assert summary["settings"] == {"max_tokens": 9}
+    assert summary["budgets"] == [{"provider": None, "period": "month", "usd": 20.0},
+                                  {"provider": "campus", "period": "day", "usd": 1.0}]

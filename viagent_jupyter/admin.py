@@ -303,6 +303,29 @@ class AdminConfig:
         value: str | None = self._layer.rules.get("default_provider")
         return value
 
+    def summary(self) -> dict[str, Any]:
+        """What the administrator set, as plain JSON-able data (no keys: a key reference is
+        shown as the variable's name or the file's path) — for a sidebar or ``%llm``."""
+        rules = self._layer.rules
+        return {
+            "files": [str(f) for f in self.files()],
+            "providers": [{"id": pid, "label": mp.config.label, "source": mp.source,
+                           "key": mp.key.describe() if mp.key else None}
+                          for pid, mp in self._layer.providers.items()],
+            "allow_user_providers": rules.get("allow_user_providers", True),
+            **{name: list(rules.get(name, ())) for name in _POLICY_LISTS},
+            "default_provider": self.default_provider,
+            "settings": dict(self._layer.settings),
+            "budgets": [{"provider": p, "period": period, "usd": usd}
+                        for (p, period), usd in sorted(self._layer.budgets.items(),
+                                                       key=lambda kv: (kv[0][0] or "", kv[0][1]))],
+        }
+
+    def __repr__(self) -> str:
+        files = ", ".join(str(f) for f in self.files()) or "none"
+        return (f"AdminConfig(files=[{files}], providers={list(self._layer.providers)}, "
+                f"rules={sorted(self._layer.rules)})")
+
     # -- keys -----------------------------------------------------------------------------------
     def resolve_key(self, pid: str) -> str | None:
         """The managed provider's key, read now from its reference (never stored)."""
