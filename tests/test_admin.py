@@ -426,3 +426,17 @@ def test_summary_says_what_the_administrator_set_without_keys(
     assert summary["settings"] == {"max_tokens": 9}
     assert summary["budgets"] == [{"provider": None, "period": "month", "usd": 20.0},
                                   {"provider": "campus", "period": "day", "usd": 1.0}]
+
+
+def test_a_file_broken_while_running_keeps_the_last_rules(etc: Path, srv: FakeProviderServer,
+                                                          home: Path) -> None:
+    write(etc, gateway(srv) + '\n[policy]\nblocked_models = ["demo-large"]\n')
+    with vj.Workspace(home=home) as ws:
+        write(etc, "[policy\nthis is not toml")
+        with pytest.raises(vj.ConfigValidationError, match="not valid TOML"):
+            ws.providers.refresh()
+        with pytest.raises(vj.PolicyError):  # the last good rules still hold
+            ws.chat("Hi", provider="campus", model="demo-large")
+        write(etc, gateway(srv))
+        assert ws.providers.refresh() is True
+        assert ws.chat("Hi", provider="campus", model="demo-large").text
