@@ -326,7 +326,9 @@ def test_gateway_prices_from_the_admin_give_stats_a_cost(etc: Path, srv: FakePro
     """A LiteLLM proxy prices each call in the ``x-litellm-response-cost`` header, but headers
     go out before a streamed answer exists, so a stream carries tokens only
     (https://docs.litellm.ai/docs/proxy/response_headers; docs.stigg.io's LiteLLM page: "a
-    streamed LiteLLM call cannot carry a cost"). The administrator's price table fills in."""
+    streamed LiteLLM call cannot carry a cost"). Its stream does carry token usage when asked
+    with ``stream_options.include_usage``, as the openai adapter does
+    (https://docs.litellm.ai/docs/completion/usage). The administrator's price table fills in."""
     write(etc, gateway(srv, extra='pricing = {"demo-*" = {input_per_mtok = 1_000_000, '
                        "output_per_mtok = 2_000_000}}"))
     with vj.Workspace(home=home) as ws:
