@@ -442,3 +442,36 @@ def test_a_file_broken_while_running_keeps_the_last_rules(etc: Path, srv: FakePr
         write(etc, gateway(srv))
         assert ws.providers.refresh() is True
         assert ws.chat("Hi", provider="campus", model="demo-large").text
+
+
+def test_the_traitlets_way_in_jupyter_config_files(etc: Path, srv: FakeProviderServer,
+                                                   home: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "usr-local-etc"
+    other.mkdir()  # a Jupyter config that does not set ViagentAdmin is never executed here
+    write(other, "raise RuntimeError('executed')\n", "jupyter_config.py")
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", os.pathsep.join([str(etc), str(other)]))
+    write(etc, f"""
+        c = get_config()  # noqa
+        c.ViagentAdmin.providers = {{"campus": {{
+            "provider_type": "openai_compatible", "name": "Campus gateway",
+            "base_url": "{srv.url_for('openai_compatible')}", "api_key": "${{CAMPUS_KEY}}",
+            "default_model": "demo-small"}}}}
+        c.ViagentAdmin.policy = {{"blocked_models": ["demo-large"]}}
+        c.ServerApp.open_browser = False
+    """, "jupyter_config.py")
+    write(etc, json.dumps({"ViagentAdmin": {"defaults": {"provider": "campus"}}}),
+          "jupyter_config.json")
+    with vj.Workspace(home=home) as ws:
+        assert ws.admin.files() == [etc / "jupyter_config.json", etc / "jupyter_config.py"]
+        assert ws.providers.selected == "campus" and ws.providers.get("campus").managed
+        assert ws.providers.get("campus").managed_by == str(etc / "jupyter_config.py")
+        assert ws.chat("Hi").text and srv.requests[-1].headers["authorization"] == \
+            f"Bearer {VKEY}"
+        with pytest.raises(vj.PolicyError):
+            ws.chat("Hi", model="demo-large")
+        write(etc, '[policy]\nblocked_models = []\n')  # viagent.toml wins in its directory
+        assert ws.providers.refresh() and ws.chat("Hi", model="demo-large").text
+    write(etc, 'c.ViagentAdmin.policy = {"blocked_models": [object()]}\n', "jupyter_config.py")
+    with pytest.raises(vj.ConfigValidationError, match=r"ViagentAdmin\.policy\.blocked_models"):
+        vj.Workspace(home=home)

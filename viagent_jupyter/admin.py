@@ -18,6 +18,10 @@ files merge, the higher-priority directory winning key by key.
 * ``[budgets]``: ``day``/``month`` in USD, and ``[budgets.ID]`` per provider: limits a user
   may lower but not raise (see :meth:`AdminConfig.budget_limit`, the seam for ``budgets``).
 
+The same tables may be given the traitlets way, ``c.ViagentAdmin.providers = {...}``
+(``policy``, ``defaults``, ``budgets``), in a ``jupyter_config.py``/``.json`` of those
+directories; ``viagent.toml`` wins over them in the same directory.
+
 A file that cannot be read, or that has an unknown key, is an error naming the file: a typo
 must never silently lift a rule. :class:`ManagedProviderStore` merges the layer under the
 user's own providers; :func:`enforce` is the check a chat plan makes before any request.
@@ -55,6 +59,8 @@ if TYPE_CHECKING:
 __all__ = ["ADMIN_FILE", "AdminConfig", "KeyRef", "ManagedProvider", "admin_dirs", "enforce"]
 
 ADMIN_FILE = "viagent.toml"
+# Jupyter's own config files, read only when they set ``c.ViagentAdmin`` (json wins over py)
+TRAITLETS_FILES = ("jupyter_config.json", "jupyter_config.py")
 PERIODS = ("day", "month")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _TOP = frozenset({"providers", "policy", "defaults", "budgets"})
@@ -84,6 +90,36 @@ def _load_toml(path: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise _bad(path, "(file)", f"is not valid TOML ({exc})") from None
     return data
+
+
+def _load_traitlets(path: Path) -> dict[str, Any]:
+    """``c.ViagentAdmin.providers/policy/defaults/budgets`` from a Jupyter config file (the
+    same tables as ``viagent.toml``)."""
+    from traitlets.config.loader import (
+        ConfigFileNotFound,
+        JSONFileConfigLoader,
+        PyFileConfigLoader,
+    )
+
+    loader_class = JSONFileConfigLoader if path.suffix == ".json" else PyFileConfigLoader
+    try:
+        config = loader_class(path.name, str(path.parent)).load_config()
+    except ConfigFileNotFound:
+        return {}
+    except Exception as exc:  # the administrator's file: any failure is theirs to fix
+        raise _bad(path, "(file)", f"cannot be loaded ({type(exc).__name__}: {exc})") from None
+    section = config.get("ViagentAdmin", {})
+
+    def plain(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v, where) for v in value]
+        if value is None or isinstance(value, (str, int, float, bool)):
+            return value
+        raise _bad(path, where, "must be plain data (assign a dict, list, string or number)")
+
+    return {key: plain(value, f"ViagentAdmin.{key}") for key, value in section.items()}
 
 
 def _bad(path: Path | str, where: str, message: str) -> ConfigValidationError:
@@ -255,13 +291,39 @@ class AdminConfig:
         self._token: Any = None
         self._layer = _Layer()
         self._key_cache: dict[str, tuple[Any, str]] = {}
+        self._mentions: dict[str, tuple[Any, bool]] = {}
         self.reload_if_changed()
 
     # -- loading --------------------------------------------------------------------------------
     def files(self) -> list[Path]:
-        """The admin files that exist, highest priority first."""
+        """The admin files that exist, highest priority first: in each directory
+        ``viagent.toml``, then a ``jupyter_config.json``/``.py`` that sets ``ViagentAdmin``."""
         dirs = self._dirs if self._dirs is not None else admin_dirs()
-        return [d / ADMIN_FILE for d in dirs if (d / ADMIN_FILE).is_file()]
+        found = []
+        for d in dirs:
+            for name in (ADMIN_FILE, *TRAITLETS_FILES):
+                path = d / name
+                if path.is_file() and (name == ADMIN_FILE or self._mentions_us(path)):
+                    found.append(path)
+        return found
+
+    def _mentions_us(self, path: Path) -> bool:
+        """Whether a Jupyter config file sets ``c.ViagentAdmin`` (read again on change only:
+        a file that does not is never executed here)."""
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        token = (st.st_mtime_ns, st.st_size, st.st_ino)
+        cached = self._mentions.get(str(path))
+        if cached is None or cached[0] != token:
+            try:
+                found = b"ViagentAdmin" in path.read_bytes()
+            except OSError:
+                found = False
+            cached = (token, found)
+            self._mentions[str(path)] = cached
+        return cached[1]
 
     def reload_if_changed(self) -> bool:
         """Re-read the files when one appeared, changed or went; True when it did."""
@@ -277,7 +339,7 @@ class AdminConfig:
             return False
         layer = _Layer()
         for f in reversed(files):  # lowest priority first: later files override
-            layer.apply(f, _load_toml(f))
+            layer.apply(f, _load_toml(f) if f.name == ADMIN_FILE else _load_traitlets(f))
         self._layer, self._token = layer, token
         return True
 
