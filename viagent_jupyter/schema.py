@@ -62,7 +62,7 @@ _SECRET_HEADERS = frozenset(
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 
-KeySource = Literal["stored", "session", "environment", "none"]
+KeySource = Literal["stored", "session", "environment", "managed", "none"]
 
 
 def _utcnow() -> datetime:
@@ -102,6 +102,9 @@ class ProviderConfig(BaseModel):
     has_api_key: bool = False
     api_key_hint: str | None = None
     key_source: KeySource = "none"
+    # set by the administrator's layer (admin.py), never stored with a user's provider
+    managed: bool = False
+    managed_by: str | None = None
 
     @field_validator("id")
     @classmethod

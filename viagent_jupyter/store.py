@@ -42,8 +42,9 @@ log = logging.getLogger("viagent_jupyter.store")
 _UNSET: Any = object()
 # Fields the store computes; a caller cannot set them.
 _COMPUTED = frozenset({"created_at", "updated_at", "version", "has_api_key", "api_key_hint",
-                       "key_source"})
-_KEY_FIELDS = ("has_api_key", "api_key_hint", "key_source")
+                       "key_source", "managed", "managed_by"})
+# computed per load, never written to a row (managed*: the administrator's layer, admin.py)
+_KEY_FIELDS = ("has_api_key", "api_key_hint", "key_source", "managed", "managed_by")
 _NEEDS_KEY = frozenset({"openai", "anthropic", "gemini", "openrouter"})
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
 

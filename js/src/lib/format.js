@@ -79,6 +79,9 @@ export function keyStatus(p, needsKey) {
     case "stored": return { kind: "stored", text: `Key stored${hint}` };
     case "session": return { kind: "session", text: `Key for this session${hint}` };
     case "environment": return { kind: "environment", text: `Key from environment${hint}` };
+    case "managed":
+      return p.has_api_key ? { kind: "managed", text: `Key managed by your administrator${hint}` }
+        : { kind: "missing", text: "Key missing (managed: ask your administrator)" };
     default:
       return needsKey
         ? { kind: "missing", text: "Key missing" }

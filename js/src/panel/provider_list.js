@@ -39,11 +39,12 @@ function renderRow(p, { selected, types, rows, busy, onAction }) {
     "aria-label": `${text} ${p.label}`, onclick: () => onAction(action, p.id), ...extra,
   }, text);
 
+  // a provider the administrator manages is read-only: no Edit, no Delete (admin.py)
   const actions = h("div", { class: "vj-actions" },
     isSelected ? null : button("use", "Use"),
-    button("edit", "Edit"),
+    p.managed ? null : button("edit", "Edit"),
     button("test", testing ? "Testing…" : "Test", { disabled: testing }),
-    button("delete", "Delete", { disabled: state.deleting }),
+    p.managed ? null : button("delete", "Delete", { disabled: state.deleting }),
   );
 
   let confirm = null;
@@ -75,6 +76,10 @@ function renderRow(p, { selected, types, rows, busy, onAction }) {
       h("span", { class: "vj-marker", "aria-hidden": "true", text: isSelected ? "●" : "○" }),
       h("span", { class: "vj-label", text: p.label }),
       isSelected ? h("span", { class: "vj-badge", text: "in use" }) : null,
+      p.managed ? h("span", {
+        class: "vj-managed", text: "🔒 managed",
+        title: `Managed by your administrator (${p.managed_by}): read-only`,
+      }) : null,
       actions),
     h("div", { class: "vj-row-meta" },
       h("span", { class: "vj-model", text: p.default_model || "no default model" }),
