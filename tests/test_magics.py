@@ -320,7 +320,7 @@ def test_slow_stream_updates_the_display_before_it_ends(env: Env) -> None:
     assert answer.startswith("You said: Please stream slowly.")
     assert answer.endswith("no real model was called.")
     assert final.startswith(answer) and "streaming" not in final
-    assert "OPENAI_COMPATIBLE - Fake · demo-small" in final
+    assert "Fake (OpenAI-compatible) · demo-small" in final
     assert "tokens" in final
     # updates are coalesced: never faster than update_interval apart (small jitter allowed)
     gaps = [b.at - a.at for a, b in itertools.pairwise(calls[1:-1])]
