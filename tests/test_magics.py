@@ -630,13 +630,15 @@ def test_providers_and_use(env: Env) -> None:
     env.run("%llm providers")
     table = env.pub.calls[-1].data
     lines = table["text/plain"].splitlines()
-    assert lines[0].split() == ["id", "label", "type", "model", "key"]
+    assert lines[0].split() == ["id", "name", "type", "model", "key"]
     assert any(ln.startswith("*") and "fake" in ln for ln in lines)
+    assert any(ln.split()[:3] == ["oa", "<b>OpenAI</b>", "OpenAI"] for ln in lines)  # readable
+    assert "OPENAI" not in table["text/plain"]
     assert any("oa" in ln and "…" in ln and "(stored)" in ln for ln in lines)
     assert "&lt;b&gt;OpenAI&lt;/b&gt;" in table["text/html"]
     env.run("%llm use oa")
     assert env.ws.providers.selected == "oa"
-    assert "Using 'oa'" in env.capsys.readouterr().out
+    assert "Using 'oa' (<b>OpenAI</b>, model gpt-x)." in env.capsys.readouterr().out
     _assert_one_line_error(env, env.run("%llm use nope"), "nope")
     assert PLANTED_KEY not in env.outputs()
 

@@ -46,16 +46,17 @@ export function summary({ active, totals, records = [] }, now = Date.now()) {
   }
   const requests = figures.requests || 0;
   const all = t.requests || 0;
-  const cost = figures.cost === null || figures.cost === undefined ? "no cost" : formatCost(figures.cost);
+  // no price known: say nothing rather than spend the line on "cost —" (the table shows it)
+  const cost = figures.cost === null || figures.cost === undefined ? "" : formatCost(figures.cost);
   return {
     provider: { text: a ? a.label : "No provider selected", title: "The provider in use (%%llm, ws.chat)" },
     model: { text: a ? a.model || "no default model" : "", title: "Its default model" },
     requests: { text: plural(requests, "request"), title: `Requests to ${scope}` },
     tokens: {
-      text: `${formatCompact(figures.prompt_tokens || 0)} in / ${formatCompact(figures.completion_tokens || 0)} out`,
+      text: `${formatCompact(figures.prompt_tokens || 0)} in / ${formatCompact(figures.completion_tokens || 0)} out tokens`,
       title: `Tokens of ${scope}: prompt (in) / completion (out)`,
     },
-    cost: { text: cost, title: `Cost in USD of ${scope} (“no cost” when the provider reports no price)` },
+    cost: { text: cost, title: `Cost in USD of ${scope}` },
     last: {
       text: figures.last_used ? `used ${relativeTime(figures.last_used, now)}` : "not used yet",
       title: `Last answer from ${scope}`,

@@ -37,7 +37,7 @@ describe("summary", () => {
   it("reads well with nothing yet", () => {
     expect(texts(summary({ active: {}, totals: {} }, Date.now()))).toEqual({
       provider: "No provider selected", model: "", requests: "0 requests",
-      tokens: "0 in / 0 out", cost: "no cost", last: "not used yet", all: "",
+      tokens: "0 in / 0 out tokens", cost: "", last: "not used yet", all: "",
     });
   });
 
@@ -49,7 +49,7 @@ describe("summary", () => {
       records: [record, other, { ...record, provider: "elsewhere", requests: 100 }],
     }, Date.now());
     expect(texts(s)).toMatchObject({
-      requests: "3 requests", tokens: "1,200 in / 345 out", cost: "$0.0012",
+      requests: "3 requests", tokens: "1,200 in / 345 out tokens", cost: "$0.0012",
       last: "used 12 s ago", all: "12 in workspace",
     });
     expect(s.requests.title).toBe("Requests to gpt-4o-mini on Work (OpenAI)");
@@ -72,7 +72,7 @@ describe("stats bar", () => {
     expect(text("provider")).toBe("Work (OpenAI)");
     expect(text("model")).toBe("gpt-4o-mini");
     expect(text("requests")).toBe("3 requests");
-    expect(text("tokens")).toBe("1,200 in / 345 out");
+    expect(text("tokens")).toBe("1,200 in / 345 out tokens");
     expect(text("cost")).toBe("$0.0012");
     expect(text("last")).toBe("used 12 s ago");
     expect(el.querySelector(".vj-stats-all").hidden).toBe(true); // the same as the model's
