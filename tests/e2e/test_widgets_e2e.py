@@ -353,4 +353,15 @@ def test_the_look_at_250_px_and_full_width_in_light_and_dark(
         lab.screenshot(f"e2e-look-{name}-full-stats", cells.nth(1))
         lab.screenshot(f"e2e-look-{name}-full-panel", cells.nth(2))
         lab.screenshot(f"e2e-look-{name}-lab")
+    # the Add form of the sidebar: no stray "null", a model example per type
+    side.locator('[data-action="add"]').click()
+    add = side.locator('form.vj-form[aria-label="Add a provider"]')
+    expect(add).to_contain_text("Keep for this session only")
+    assert "null" not in add.inner_text()
+    add.get_by_label("Type", exact=True).select_option("anthropic")
+    expect(add.get_by_label("Default model", exact=True)).to_have_attribute(
+        "placeholder", "e.g. claude-3-5-haiku-latest")
+    add.get_by_label("Type", exact=True).select_option("openai_compatible")
+    lab.screenshot("e2e-look-dark-250px-add", add)  # (the dark theme is still on)
+    add.locator('[data-action="close"]').click()
     assert not lab.console_errors(), lab.console_errors()

@@ -159,7 +159,7 @@ export class ModelPicker {
     if (e.key === "ArrowDown" || e.key === "ArrowUp") {
       e.preventDefault();
       this.active = (this.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
-      this.renderActive();
+      this.renderActive()?.scrollIntoView?.({ block: "nearest" }); // only when the user moves
     } else if (e.key === "Enter") {
       e.preventDefault(); // not the form's submit
       this.pick(this.shown[this.active].id);
@@ -196,10 +196,9 @@ export class ModelPicker {
     const items = this.list.querySelectorAll("[role=option]");
     items.forEach((li, i) => li.classList.toggle("vj-active", i === this.active));
     const li = items[this.active];
-    if (li) {
-      this.search.setAttribute("aria-activedescendant", li.id);
-      li.scrollIntoView?.({ block: "nearest" });
-    } else this.search.removeAttribute("aria-activedescendant");
+    if (li) this.search.setAttribute("aria-activedescendant", li.id);
+    else this.search.removeAttribute("aria-activedescendant");
+    return li;
   }
 
   /** Mark `id` (the form's default model) as the chosen one, now and after each update. */
