@@ -114,6 +114,7 @@ export class StatsView {
 
   renderTable(now) {
     const records = this.model.get("records") || [];
+    const active = this.model.get("active") || {};
     if (!records.length) {
       replaceChildren(this.tableWrap, h("p", { class: "vj-empty", text: "No requests yet." }));
       return;
@@ -124,7 +125,10 @@ export class StatsView {
       h("thead", {}, h("tr", {}, cols.map((c, i) => h("th", {
         scope: "col", text: c, class: i >= 2 && i <= 6 ? "vj-num" : null,
       })))),
-      h("tbody", {}, records.map((r) => h("tr", { dataset: { provider: r.provider, model: r.model } },
+      h("tbody", {}, records.map((r) => h("tr", {
+        dataset: { provider: r.provider, model: r.model },
+        class: r.provider === active.id && r.model === active.model ? "vj-current" : null, // the line's
+      },
         cell(0, r.provider), cell(1, r.model), cell(2, formatInt(r.requests)),
         cell(3, formatInt(r.prompt_tokens)), cell(4, formatInt(r.completion_tokens)),
         cell(5, formatCost(r.cost)), cell(6, formatInt(r.errors)),

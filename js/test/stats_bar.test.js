@@ -77,6 +77,8 @@ describe("stats bar", () => {
     expect(text("last")).toBe("used 12 s ago");
     expect(el.querySelector(".vj-stats-all").hidden).toBe(true); // the same as the model's
     expect(el.querySelector(".vj-stats-tokens").title).toContain("gpt-4o-mini");
+    el.querySelector(".vj-stats-line").click();
+    expect(el.querySelector("tbody tr").classList.contains("vj-current")).toBe(true); // the line's row
   });
 
   it("updates live when the kernel's stats change, and the relative time keeps moving", () => {
@@ -102,6 +104,7 @@ describe("stats bar", () => {
     expect(table.hidden).toBe(false);
     const cells = [...table.querySelectorAll("tbody td")].map((td) => td.textContent);
     expect(cells).toEqual(["oa", "gpt-4o-mini", "3", "1,200", "345", "$0.0012", "1", "12 s ago"]);
+    expect(table.querySelector("tbody tr").classList.contains("vj-current")).toBe(false); // none selected
     model.update({ records: [{ ...record, provider: "<b>x</b>", requests: 4 }] });
     expect(table.querySelector("b")).toBeNull();
     expect(table.querySelector("tbody td").textContent).toBe("<b>x</b>");
