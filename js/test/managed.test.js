@@ -22,7 +22,7 @@ it("shows a managed provider read-only, with who manages it", () => {
   cleanup = widget.render({ model, el });
   const row = (id) => el.querySelector(`[data-provider-id="${id}"]`);
   const lock = row("campus").querySelector(".vj-managed");
-  expect(lock.textContent).toBe("🔒 managed");
+  expect(lock.textContent).toBe("managed (read-only)");
   expect(lock.title).toBe("Managed by your administrator (/etc/jupyter/viagent.toml): read-only");
   expect(row("campus").querySelector('[data-action="edit"]')).toBeNull();
   expect(row("campus").querySelector('[data-action="delete"]')).toBeNull();

@@ -11,13 +11,13 @@ export function parseIso(iso) {
 }
 
 /**
- * "Never", "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago".
+ * "never", "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago".
  * @param {string | null | undefined} iso
  * @param {number} [now] ms since the epoch
  */
 export function relativeTime(iso, now = Date.now()) {
   const t = parseIso(iso);
-  if (t === null) return "Never";
+  if (t === null) return "never";
   const s = Math.floor((now - t) / 1000);
   if (s < 5) return "just now"; // also a clock slightly ahead of ours
   if (s < 60) return `${s} s ago`;
@@ -87,4 +87,17 @@ export function keyStatus(p, needsKey) {
         ? { kind: "missing", text: "Key missing" }
         : { kind: "none", text: "No key (not required)" };
   }
+}
+
+/**
+ * What people read for a provider: the name first, then its readable type, "Work (OpenAI)";
+ * just the name when it already says the type. Twin of schema.display_label in Python;
+ * `typeNames` is the kernel's table (schema.provider_types[].label), never a copy.
+ * @param {{name?: string, id?: string, provider_type?: string}} p
+ * @param {Record<string, string>} typeNames
+ */
+export function displayLabel(p, typeNames) {
+  const name = p.name || p.id || "";
+  const kind = typeNames[p.provider_type] || p.provider_type || "";
+  return !kind || name.toLowerCase().includes(kind.toLowerCase()) ? name : `${name} (${kind})`;
 }
