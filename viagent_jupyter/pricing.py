@@ -334,8 +334,8 @@ class PriceCatalog(Configurable):
         return out
 
     # -- loading -------------------------------------------------------------------------------
-    def _reload(self) -> None:
-        if not self._watch.changed():
+    def _reload(self, force: bool = False) -> None:
+        if not self._watch.changed(force):
             return
         with self._ws.db.read() as conn:
             users = conn.execute("SELECT provider, model, data, updated_at "
@@ -468,7 +468,7 @@ class PriceCatalog(Configurable):
             conn.execute("INSERT OR REPLACE INTO price_overrides VALUES (?, ?, ?, ?)",
                          (provider, normalise(model), json.dumps(entry), time.time()))
             self._ws.db.bump(conn, "prices_rev")
-        self._watch = ChangeWatch(self._ws.db, "prices_rev")  # reload on the next lookup
+            self._reload(force=True)
         result = self.for_provider(provider, model)
         assert result is not None
         return result
@@ -479,8 +479,8 @@ class PriceCatalog(Configurable):
             cur = conn.execute("DELETE FROM price_overrides WHERE provider = ? AND model = ?",
                                (provider, normalise(model)))
             self._ws.db.bump(conn, "prices_rev")
-        self._watch = ChangeWatch(self._ws.db, "prices_rev")
-        return cur.rowcount > 0
+            self._reload(force=True)
+        return bool(cur.rowcount > 0)
 
     # -- the public catalogue ------------------------------------------------------------------
     def _due(self) -> bool:
@@ -519,7 +519,7 @@ class PriceCatalog(Configurable):
                              (url, now, json.dumps(parsed, separators=(",", ":"))))
                 self._ws.db.bump(conn, "prices_rev")
             self._failed_at = None
-            self._watch = ChangeWatch(self._ws.db, "prices_rev")
+            self._reload(force=True)
         log.info("prices refreshed from %s (%d models)", url, count)
         return RefreshResult(True, count, datetime.fromtimestamp(now, timezone.utc).date(),
                              url=url)
