@@ -224,3 +224,56 @@ def test_four_processes_share_the_budget_and_overshoot_by_less_than_one_call(
         assert limit <= spent < limit + c
         assert calls == 13
         assert sum(r[1] for r in results) >= 4  # every process was refused at the end
+
+
+# -- the magic: %llm prices / budget / stats --today ------------------------------------------
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    cfg = Config()
+    cfg.HistoryManager.hist_file = ":memory:"
+    sh = InteractiveShell.instance(config=cfg)
+    try:
+        yield sh
+    finally:
+        sh.history_manager.end_session()
+        InteractiveShell.clear_instance()
+
+
+def test_magic_prices_budget_and_stats_today(ws: Any, server: FakeProviderServer, shell: Any,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from viagent_jupyter.magics import load, unload
+
+    monkeypatch.setenv("VIAGENT_PRICES_URL", "off")
+    pid = add(ws, server)
+    ws.providers.select(pid)
+    magics = load(shell, workspace=ws)
+    shown: list[str] = []
+    monkeypatch.setattr(magics, "_show", lambda obj: shown.append(obj.plain()))
+    try:
+        shell.run_line_magic("llm", "prices")
+        assert "oa" in shown[-1] and "$1000" in shown[-1] and "user" in shown[-1]
+        shell.run_line_magic("llm", "prices gpt-4o-mini -p oa")
+        assert "$0.15" in shown[-1] and "bundled" in shown[-1] and "as of 2026" in shown[-1]
+        shell.run_line_magic("llm", "prices gpt-4o-nonesuch")
+        assert "unknown" in shown[-1]
+        shell.run_line_magic("llm", "budget set 0.5 --period month --soft 0.9")
+        assert "monthly limit of $0.50" in capsys.readouterr().out
+        shell.run_line_magic("llm", "budget")
+        assert "month" in shown[-1] and "$0.5000" in shown[-1] and "90%" in shown[-1]
+        shell.run_line_magic("llm", "-- spend a little")
+        shell.run_line_magic("llm", "stats --today")
+        assert "today (UTC): 1 requests" in shown[-1] and "demo-small" in shown[-1]
+        shell.run_line_magic("llm", "budget remove month")
+        assert "Budget removed." in capsys.readouterr().out
+        shell.run_line_magic("llm", "budget set 0")
+        shell.run_line_magic("llm", "-- spend a little")  # refused: shown as one line
+        out = capsys.readouterr()
+        assert "Budget exceeded: the daily limit of $0.00" in out.out + out.err
+        assert isinstance(magics.last_error, vj.BudgetExceededError)
+    finally:
+        unload(shell)
