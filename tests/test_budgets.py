@@ -277,3 +277,21 @@ def test_magic_prices_budget_and_stats_today(ws: Any, server: FakeProviderServer
         assert isinstance(magics.last_error, vj.BudgetExceededError)
     finally:
         unload(shell)
+
+
+def test_stats_bar_shows_today_and_the_tightest_budget(ws: Any, server: FakeProviderServer
+                                                       ) -> None:
+    from viagent_jupyter.widgets.stats_bar import StatsBar
+
+    pid = add(ws, server)
+    ws.budgets.set(5)
+    ws.budgets.set(100, period="month")
+    ws.budgets.set(1, provider=pid)  # a provider's own budget is not the bar's
+    bar = StatsBar(ws)
+    assert bar.totals["budget"] == {"usd": 5.0, "spent": 0.0, "period": "day"}
+    assert bar.totals["today_cost"] is None
+    s = ws.chat(PROMPT, provider=pid)
+    s.wait()
+    assert bar.totals["today_cost"] == s.cost  # live: the chat's stats change resyncs it
+    assert bar.totals["budget"] == {"usd": 5.0, "spent": s.cost, "period": "day"}
+    bar.close()

@@ -41,7 +41,7 @@ from traitlets import Float, Int, List
 from traitlets.config import Configurable
 
 from .db import ChangeWatch
-from .errors import BudgetExceededError, ConfigValidationError
+from .errors import BudgetExceededError, ConfigValidationError, ViagentError
 from .pricing import from_pusd, to_pusd
 
 if TYPE_CHECKING:
@@ -260,6 +260,19 @@ class Budgets(Configurable):
                             "soft": b.soft, "strict": b.strict, "source": b.source,
                             "since": b.window(now)})
         return out
+
+    def tightest(self) -> dict[str, Any] | None:
+        """The all-provider budget nearest its limit, as plain JSON numbers (for widgets):
+        ``{"usd", "spent", "period"}``, or ``None`` without one."""
+        try:
+            rows = [s for s in self.status() if s["provider"] is None]
+        except ViagentError:
+            return None
+        if not rows:
+            return None
+        best = max(rows, key=lambda s: s["spent"] / s["usd"] if s["usd"] else Decimal(1))
+        return {"usd": float(best["usd"]), "spent": float(best["spent"]),
+                "period": best["period"]}
 
     # -- the check before a request ----------------------------------------------------------
     def admit(self, request: ChatRequest, price: Price | None) -> int | None:

@@ -21,6 +21,15 @@ export function summary({ active, totals }, now = Date.now()) {
   };
 }
 
+/** "today $0.12 of $5.00 day budget" from the synced totals ("" when nothing to say). */
+export function todayText(t = {}) {
+  const b = t.budget;
+  if ((t.today_cost === null || t.today_cost === undefined) && !b) return "";
+  const spent = b && b.period !== "day" ? `${b.period === "month" ? "this month" : "in total"} ${formatCost(b.spent)}`
+    : `today ${formatCost(t.today_cost || 0)}`;
+  return b ? `${spent} of ${formatCost(b.usd)} ${b.period === "total" ? "" : `${b.period} `}budget` : spent;
+}
+
 export class StatsView {
   constructor(model, el, { tickMs = TICK_MS } = {}) {
     this.model = model;
@@ -36,7 +45,8 @@ export class StatsView {
       onclick: () => this.toggle(),
     }, this.chevron, part("provider"), sep(), part("model"), sep(),
     part("requests"), sep(), part("tokens", "prompt / completion tokens"), sep(),
-    part("cost", "cost in USD (— when the provider reports none)"), sep(), part("last"));
+    part("cost", "cost in USD (— when the provider reports none)"), sep(), part("last"),
+    part("today", "spent today (UTC) and the tightest budget"));
     this.tableWrap = h("div", { class: "vj-stats-table", id: tableId, hidden: true });
     this.root = h("div", { class: "vj-widget vj-stats", dataset: { vj: "stats-bar" } },
       this.button, this.tableWrap);
@@ -59,6 +69,8 @@ export class StatsView {
     const totals = this.model.get("totals") || {};
     const s = summary({ active: this.model.get("active"), totals }, now);
     for (const [name, text] of Object.entries(s)) this.parts[name].textContent = text;
+    this.parts.today.textContent = todayText(totals);
+    this.parts.today.hidden = !this.parts.today.textContent;
     this.root.dataset.requests = String(totals.requests || 0);
     if (this.expanded) this.renderTable(now);
   }

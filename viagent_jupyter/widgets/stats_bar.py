@@ -41,9 +41,11 @@ class StatsBar(ViewWidget):
 
     def _sync_stats(self) -> None:
         stats = self._ws.stats
+        totals = dict(stats.totals)
+        totals["budget"] = self._ws.budgets.tightest()  # spent today vs the nearest limit
         with self.hold_sync():
             self.records = list(stats.records)
-            self.totals = dict(stats.totals)
+            self.totals = totals
 
     def _sync_active(self) -> None:
         store = self._ws.providers
