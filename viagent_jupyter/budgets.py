@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Float, Int, List
+from traitlets import Float, Int, List, default
 from traitlets.config import Configurable
 
 from .db import ChangeWatch
@@ -146,10 +146,16 @@ class Budgets(Configurable):
         help="Output tokens a call without max_tokens holds against a budget while in flight.",
     )
     hold_ttl = Float(
-        1800.0, config=True,
+        config=True,
         help="Seconds after which the hold of a call that never ended (its kernel died) "
-             "stops counting.",
+             "stops counting (default: 1800, or the chat deadline + 60 s when longer).",
     )
+
+    @default("hold_ttl")
+    def _hold_ttl_default(self) -> float:
+        from .chat import chat_deadline
+
+        return max(1800.0, chat_deadline() + 60.0)
 
     def __init__(self, ws: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
