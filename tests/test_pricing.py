@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,8 @@ def test_refresh_from_a_loopback_catalogue_then_cache_hit_across_workspaces(
     assert catalogue_requests(server) == 1
     req = server.requests[-1]
     assert "authorization" not in req.headers and "x-api-key" not in req.headers
-    assert p is not None and p.source == "catalogue" and p.as_of == date.today()
+    assert p is not None and p.source == "catalogue"
+    assert p.as_of == datetime.now(timezone.utc).date()
     assert (p.input, p.output, p.cached_input) == (Decimal(3) * M, Decimal(11) * M, None)
     # variants (model:extended) are left out; other vendors are unknown
     assert ws.pricing.get("openai", "gpt-4o:extended") is None
@@ -323,3 +324,26 @@ def test_price_cost_rules() -> None:
     # cached tokens are capped at the prompt; no cache price -> the input price
     plain = Price(Decimal(2) * M, Decimal(8) * M)
     assert plain.cost(vj.Usage(prompt_tokens=10, cached_input_tokens=50)) == 20 * M
+
+
+def test_migration_keeps_old_costs_exact_and_per_day(home: Path) -> None:
+    """A home written before costs were exact (REAL ``cost``) upgrades in place."""
+    import sqlite3
+    import time
+
+    from viagent_jupyter.db import DB_NAME, MIGRATIONS
+
+    home.mkdir(mode=0o700, parents=True)
+    conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
+    for migration in MIGRATIONS[:2]:
+        migration(conn)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO usage VALUES ('oa', 'gpt-4o', 3, 30, 20, ?, 0, ?)",
+                 (0.1 + 0.2, time.time()))
+    conn.close()
+    with vj.Workspace(home=home) as ws:
+        rec = ws.stats.get("oa", "gpt-4o")
+        assert rec.requests == 3 and rec.cost == 0.3  # not 0.30000000000000004
+        today = ws.stats.total(since=datetime.now(timezone.utc).date().isoformat())
+        assert (today.requests, today.cost) == (3, 0.3)
+        assert ws.stats.total().cost == 0.3

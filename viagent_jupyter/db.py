@@ -150,6 +150,15 @@ def _m_cost_prices_budgets(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (day, provider, model)
         )"""
     )
+    # usage from before this migration goes to the UTC day it was last used (per-day sums
+    # start here; all-time totals stay whole)
+    conn.execute(
+        "INSERT OR IGNORE INTO usage_daily (day, provider, model, requests, prompt_tokens, "
+        "completion_tokens, cost_pusd, errors, last_used) SELECT "
+        "date(COALESCE(last_used, 0), 'unixepoch'), provider, model, requests, prompt_tokens, "
+        "completion_tokens, cost_pusd, errors, last_used FROM usage "
+        "WHERE typeof(last_used) IN ('real', 'integer', 'null')"
+    )
     conn.execute(
         """CREATE TABLE IF NOT EXISTS price_overrides (
             provider TEXT NOT NULL,
