@@ -144,6 +144,8 @@ class _ChatBase:
         self._started = False  # the provider answered 2xx: usage will be recorded
         self._hold: int | None = None  # this call's budget hold, released when it ends
         self.cost_exact: Decimal | None = None  # s.cost before rounding to a float
+        self._budgets = ws.budgets  # made now (imports), not when iteration starts
+        self._planned_price = self._price()
         self._iterating = False
         self._done = False
         # Called once with this stream when it ends (the Workspace wires the history here).
@@ -174,9 +176,12 @@ class _ChatBase:
         self._iterating = True
         self.started_at = time.monotonic()
         try:  # spending limits: refused here, before any request
-            self._hold = self._ws.budgets.admit(self._plan.request, self._price())
+            self._hold = self._budgets.admit(self._plan.request, self._planned_price)
         except ViagentError as exc:
             self._end("error", exc)
+            raise
+        except BaseException:  # interrupted while checking: nothing was sent
+            self._end("cancelled")
             raise
         adapter = self._plan.adapter
         return adapter, adapter.parser(self._plan.request)
@@ -229,7 +234,7 @@ class _ChatBase:
                                       self.cost_exact,
                                       error=error is not None, hold=self._hold)
             elif self._hold is not None:
-                self._ws.budgets.release(self._hold)
+                self._budgets.release(self._hold)
         except ViagentError:
             log.warning("could not record usage for %s:%s", self.provider,
                         self.requested_model)
