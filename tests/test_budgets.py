@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import time
 import warnings
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _util import PLANTED_KEY
 from traitlets.config import Config
 
 import viagent_jupyter as vj
@@ -27,8 +29,10 @@ def server() -> Iterator[FakeProviderServer]:
         yield srv
 
 
-def add(ws: Any, srv: FakeProviderServer, pid: str = "oa", **settings: Any) -> str:
-    ws.providers.create(id=pid, provider_type="openai", name=pid, api_key=f"sk-test-{pid}-0001",
+def add(ws: Any, srv: FakeProviderServer, pid: str = "oa", api_key: str | None = None,
+        **settings: Any) -> str:
+    ws.providers.create(id=pid, provider_type="openai", name=pid,
+                        api_key=api_key or f"sk-test-{pid}-0001",
                         base_url=srv.url_for("openai"), default_model="demo-small",
                         settings=settings or {"max_tokens": 20})
     ws.pricing.set(pid, "demo-small", input_per_mtok=1000, output_per_mtok=1000)
@@ -48,9 +52,11 @@ def one_call_cost(ws: Any, pid: str) -> Decimal:
     return s.cost_exact
 
 
-def test_refused_before_any_request_with_a_clear_error(ws: Any, server: FakeProviderServer
+def test_refused_before_any_request_with_a_clear_error(ws: Any, server: FakeProviderServer,
+                                                       caplog: pytest.LogCaptureFixture
                                                        ) -> None:
-    pid = add(ws, server)
+    caplog.set_level(logging.DEBUG)
+    pid = add(ws, server, api_key=PLANTED_KEY)
     c = one_call_cost(ws, pid)
     ws.budgets.set(c * 2, period="day")
     ws.chat(PROMPT, provider=pid).wait()
@@ -66,6 +72,7 @@ def test_refused_before_any_request_with_a_clear_error(ws: Any, server: FakeProv
     assert "\n" not in msg and "daily limit" in msg and "ws.budgets.set(" in msg
     assert "%llm budget set" in msg and err.spent == c * 2
     assert s.finish_reason == "error" and s.error is err
+    assert PLANTED_KEY not in msg + repr(err) + caplog.text + repr(s)
     assert ws.stats.get(pid, "demo-small").requests == 2  # the refused call is not counted
     # raising the limit lets the next call through; a zero budget refuses the very first one
     ws.budgets.set(c * 10)

@@ -33,6 +33,7 @@ def catalogue(prices: dict[str, tuple[str, str, str | None]]) -> bytes:
         data.append({"id": mid, "name": mid, "context_length": 128000,
                      "pricing": pricing, "top_provider": {"max_completion_tokens": 16384}})
     data.append({"id": "openai/gpt-4o:extended", "pricing": {"prompt": "1", "completion": "1"}})
+    data.append({"id": "openai/auto", "pricing": {"prompt": "-1", "completion": "-1"}})
     return json.dumps({"data": data}).encode()
 
 
@@ -129,6 +130,7 @@ def test_refresh_from_a_loopback_catalogue_then_cache_hit_across_workspaces(
     assert (p.input, p.output, p.cached_input) == (Decimal(3) * M, Decimal(11) * M, None)
     # variants (model:extended) are left out; other vendors are unknown
     assert ws.pricing.get("openai", "gpt-4o:extended") is None
+    assert ws.pricing.get("openai", "auto") is None  # "-1": a variable price is no price
     # cache hit: no second request, in this workspace or another one on the same home
     assert ws.pricing.get("openai", "gpt-4o") == p
     with vj.Workspace(home=home) as other:

@@ -236,8 +236,6 @@ def parse_openrouter(body: bytes) -> dict[str, dict[str, dict[str, Any]]]:
     """OpenRouter's public model list → ``{"family": {"model": mtok entry}}``: the vendors'
     models under ``openai``/``anthropic``/``gemini`` and every model, full id, under
     ``openrouter``. Variants (``model:free``…) are left out."""
-    from decimal import Decimal as D
-
     doc = json.loads(body)
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, list):
@@ -262,8 +260,6 @@ def parse_openrouter(body: bytes) -> dict[str, dict[str, dict[str, Any]]]:
             if d is not None and not (key == "reasoning" and d == 0):
                 entry[key] = format(d.scaleb(6).normalize(), "f")
         if "in" not in entry or "out" not in entry:
-            continue
-        if D(entry["in"]) < 0 or D(entry["out"]) < 0:  # OpenRouter's "-1": variable price
             continue
         ctx = item.get("context_length")
         if type(ctx) is int:
@@ -439,7 +435,7 @@ class PriceCatalog(Configurable):
         """``None`` or the :class:`Price` of ``model`` on ``provider`` (an id or a type).
         Refreshes the public list first when it is older than ``ttl``."""
         if self._due():
-            self.refresh(quiet=True)
+            self.refresh()
         return self.for_provider(provider, model)
 
     # -- user prices ---------------------------------------------------------------------------
@@ -493,7 +489,7 @@ class PriceCatalog(Configurable):
                 return False
             return self._live_fetched is None or now - self._live_fetched >= self.ttl
 
-    def refresh(self, quiet: bool = False) -> RefreshResult:
+    def refresh(self) -> RefreshResult:
         """Fetch the public price list now and cache it. On failure the cached prices stay
         (a :class:`StalePricesWarning` says so, once per session) and ``ok`` is False."""
         url = self.source_url
