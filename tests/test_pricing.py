@@ -349,3 +349,44 @@ def test_migration_keeps_old_costs_exact_and_per_day(home: Path) -> None:
         today = ws.stats.total(since=datetime.now(timezone.utc).date().isoformat())
         assert (today.requests, today.cost) == (3, 0.3)
         assert ws.stats.total().cost == 0.3
+
+
+def test_update_prices_script_keeps_only_chat_models_of_the_three_vendors(tmp_path: Path
+                                                                          ) -> None:
+    import subprocess
+    import sys
+
+    src = tmp_path / "litellm.json"
+    src.write_text(json.dumps({
+        "sample_spec": {"mode": "chat", "litellm_provider": "one of ..."},
+        "gpt-4o": {"mode": "chat", "litellm_provider": "openai", "input_cost_per_token": 2.5e-06,
+                   "output_cost_per_token": 1e-05, "cache_read_input_token_cost": 1.25e-06,
+                   "max_input_tokens": 128000, "max_output_tokens": 16384},
+        "ft:gpt-4o": {"mode": "chat", "litellm_provider": "openai",
+                      "input_cost_per_token": 1, "output_cost_per_token": 1},
+        "text-embedding-3-small": {"mode": "embedding", "litellm_provider": "openai",
+                                   "input_cost_per_token": 2e-08, "output_cost_per_token": 0},
+        "gemini/gemini-2.5-flash": {"mode": "chat", "litellm_provider": "gemini",
+                                    "input_cost_per_token": 3e-07,
+                                    "output_cost_per_token": 2.5e-06},
+        "gemini-2.5-flash": {"mode": "chat", "litellm_provider": "vertex_ai-language-models",
+                             "input_cost_per_token": 9, "output_cost_per_token": 9},
+        "claude-sonnet-4-5": {"mode": "chat", "litellm_provider": "anthropic",
+                              "input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
+                              "cache_creation_input_token_cost": 3.75e-06},
+        "mistral/large": {"mode": "chat", "litellm_provider": "mistral",
+                          "input_cost_per_token": 1, "output_cost_per_token": 1},
+    }))
+    out = tmp_path / "prices.json"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "update_prices.py"
+    subprocess.run([sys.executable, str(script), "--litellm", str(src), "--as-of",
+                    "2026-01-02", "--source-label", "litellm test", "--out", str(out)],
+                   check=True, capture_output=True)
+    doc = json.loads(out.read_text())
+    assert (doc["as_of"], doc["source"]) == ("2026-01-02", "litellm test")
+    assert doc["models"] == {
+        "openai": {"gpt-4o": {"in": "2.5", "out": "10", "cache_read": "1.25", "ctx": 128000,
+                              "max_out": 16384}},
+        "gemini": {"gemini-2.5-flash": {"in": "0.3", "out": "2.5"}},
+        "anthropic": {"claude-sonnet-4-5": {"in": "3", "out": "15", "cache_write": "3.75"}},
+    }
