@@ -8,6 +8,7 @@ see each other's providers even though they share one server.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,9 @@ def test_a_displayed_stats_bar_updates_after_a_llm_cell(lab: Lab, home: Path,
     nb = lab.write_notebook("stats.ipynb", [
         setup_cell(home, f"ws.providers.create(id='fake', provider_type='openai_compatible', "
                          f"name='Fake', base_url={url!r}, default_model='demo-small')\n"
-                         "ws.providers.select('fake')"),
+                         "ws.providers.select('fake')\n"
+                         "ws.pricing.set('fake', 'demo-small', input_per_mtok=1000, "
+                         "output_per_mtok=1000)\nws.budgets.set(5)"),
         "vj.stats_bar()",
         "%load_ext viagent_jupyter",
         "%%llm\nSay hello to the stats bar",
@@ -172,6 +175,7 @@ def test_a_displayed_stats_bar_updates_after_a_llm_cell(lab: Lab, home: Path,
     expect(bar).to_have_attribute("data-requests", "0")
     expect(bar.locator(".vj-stats-provider")).to_have_text("OPENAI_COMPATIBLE - Fake")
     expect(bar.locator(".vj-stats-last")).to_have_text("last used Never")
+    expect(bar.locator(".vj-stats-today")).to_have_text("today $0.00 of $5.00 day budget")
 
     lab.run_cells(nb, [3])  # only the %%llm cell: the bar's cell is not run again
     cell = lab.notebook(nb).locator(".jp-Cell").nth(3)
@@ -179,6 +183,8 @@ def test_a_displayed_stats_bar_updates_after_a_llm_cell(lab: Lab, home: Path,
     expect(bar).to_have_attribute("data-requests", "1")
     expect(bar.locator(".vj-stats-requests")).to_have_text("1 request")
     expect(bar.locator(".vj-stats-last")).to_have_text("last used just now")
+    expect(bar.locator(".vj-stats-today")).to_have_text(
+        re.compile(r"^today \$0\.0\d+ of \$5\.00 day budget$"))  # spent: a few tokens × $0.001
 
     bar.locator(".vj-stats-line").focus()
     lab.page.keyboard.press("Enter")  # keyboard: the line is a button
