@@ -130,7 +130,8 @@ def _m_history(conn: sqlite3.Connection) -> None:
 
 
 def _m_cost_prices_budgets(conn: sqlite3.Connection) -> None:
-    """Exact money (integer 1e-12 USD: sums never drift), per-day usage, prices, budgets."""
+    """Exact money (integer 1e-12 USD: sums never drift), per-day usage, prices, budgets.
+    ``usage.cost`` (REAL) is kept as it was but no longer read or written."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
     if "cost_pusd" not in columns:
         conn.execute("ALTER TABLE usage ADD COLUMN cost_pusd INTEGER")

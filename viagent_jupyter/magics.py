@@ -732,7 +732,7 @@ class LLMMagics(Magics):
         rows = []
         for r in stats.all():
             rows.append([r.provider, r.model, str(r.requests), str(r.prompt_tokens),
-                         str(r.completion_tokens), "-" if r.cost is None else f"${r.cost:.6f}",
+                         str(r.completion_tokens), "—" if r.cost is None else f"${r.cost:.6f}",
                          str(r.errors),
                          r.last_used.strftime("%Y-%m-%d %H:%M") if r.last_used else "-"])
         t = stats.totals

@@ -83,7 +83,8 @@ class UsageStats(HasTraits):
     ``totals`` a dict of the sums; both are reassigned on every change, never edited."""
 
     records = Tuple(help="One dict per provider:model, most recently used first.")
-    totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, last_used, errors")
+    totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, last_used, errors, "
+                       "today_cost, today_requests (UTC day)")
 
     def __init__(self, db: Database) -> None:
         super().__init__()

@@ -26,7 +26,8 @@ class StatsBar(ViewWidget):
     _css = asset("stats_bar.css")
 
     records = List(Dict(), help="One dict per provider:model, most recent first.").tag(sync=True)
-    totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, errors, last_used"
+    totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, errors, last_used, "
+                       "today_cost, today_requests, budget ({usd, spent, period} or None)"
                   ).tag(sync=True)
     active = Dict(help="The selected provider: {id, label, model}; empty when none.").tag(
         sync=True)
