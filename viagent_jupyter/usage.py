@@ -8,6 +8,7 @@ of calls; ``UsageRecord.cost`` is that sum in USD as a ``float`` (a number to fo
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from datetime import date, datetime, timezone
@@ -92,7 +93,7 @@ class UsageStats(HasTraits):
         self._lock = threading.RLock()
         self._watch = ChangeWatch(db, "usage_rev")
         self._records: dict[tuple[str, str], UsageRecord] = {}
-        self._today: tuple[int | None, int] = (None, 0)
+        self._money: tuple[int | None, int | None, int] = (None, None, 0)
         self._reload(force=True)
 
     def _reload(self, force: bool = False) -> bool:
@@ -103,36 +104,40 @@ class UsageStats(HasTraits):
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM usage ORDER BY last_used DESC"
                 ).fetchall()
-                today = conn.execute(
-                    "SELECT SUM(cost_pusd), COUNT(cost_pusd), SUM(requests) FROM usage_daily "
-                    "WHERE day = ?", (utc_day(),)).fetchone()
+                self._money = self._sums(conn)
             records = {}
             for r in rows:
                 rec = _checked_record(r)
                 if rec is not None:
                     records[(rec.provider, rec.model)] = rec
             self._records = records
-            self._today = (today[0] if today and today[1] else None,
-                           int(today[2] or 0) if today else 0)
             self._publish()
             return True
+
+    @staticmethod
+    def _sums(conn: sqlite3.Connection) -> tuple[int | None, int | None, int]:
+        """Exact money for the totals: all-time cost, today's cost and requests (UTC)."""
+        total = conn.execute("SELECT SUM(cost_pusd), COUNT(cost_pusd) FROM usage").fetchone()
+        today = conn.execute("SELECT SUM(cost_pusd), COUNT(cost_pusd), SUM(requests) "
+                             "FROM usage_daily WHERE day = ?", (utc_day(),)).fetchone()
+        return (total[0] if total[1] else None, today[0] if today[1] else None,
+                int(today[2] or 0))
 
     def _publish(self) -> None:
         recs = sorted(self._records.values(),
                       key=lambda r: r.last_used.timestamp() if r.last_used else 0.0, reverse=True)
         records = tuple(_public(r) for r in recs)
-        with self._db.read() as conn:
-            row = conn.execute("SELECT SUM(cost_pusd), COUNT(cost_pusd) FROM usage").fetchone()
         last = max((r.last_used for r in recs if r.last_used), default=None)
+        cost, today_cost, today_requests = self._money
         totals = {
             "requests": sum(r.requests for r in recs),
             "prompt_tokens": sum(r.prompt_tokens for r in recs),
             "completion_tokens": sum(r.completion_tokens for r in recs),
-            "cost": _usd(row[0]) if row and row[1] else None,
+            "cost": _usd(cost),
             "errors": sum(r.errors for r in recs),
             "last_used": last.isoformat() if last else None,
-            "today_cost": _usd(self._today[0]),
-            "today_requests": self._today[1],
+            "today_cost": _usd(today_cost),
+            "today_requests": today_requests,
         }
         with self.hold_trait_notifications():
             if records != self.records:
@@ -182,11 +187,15 @@ class UsageStats(HasTraits):
                     f"SELECT {_COLUMNS} FROM usage WHERE provider = ? AND model = ?",
                     (provider, model),
                 ).fetchone()
+                money = self._sums(conn)
                 self._db.bump(conn, "usage_rev")
             rec = _checked_record(row) or UsageRecord(provider=provider, model=model)
-            if not self._reload():
+            if not self._reload():  # only this write since the last look: patch, not reload
                 self._watch.saw_own_write()
-                self._reload(force=True)
+                records = dict(self._records)
+                records[(provider, model)] = rec
+                self._records, self._money = records, money
+                self._publish()
             return rec
 
     def total(self, since: date | datetime | str | None = None, provider: str | None = None,
