@@ -302,3 +302,27 @@ def test_stats_bar_shows_today_and_the_tightest_budget(ws: Any, server: FakeProv
     assert bar.totals["today_cost"] == s.cost  # live: the chat's stats change resyncs it
     assert bar.totals["budget"] == {"usd": 5.0, "spent": s.cost, "period": "day"}
     bar.close()
+
+
+def test_the_administrators_limits_apply_and_cannot_be_raised(
+        tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch,
+        server: FakeProviderServer) -> None:
+    """admin.py's seam: ``[budgets]`` in viagent.toml binds every user's calls."""
+    etc = tmp_path / "etc-jupyter"
+    etc.mkdir()
+    (etc / "viagent.toml").write_text("[budgets]\nday = 2.0\n[budgets.oa]\nmonth = 0\n")
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(etc))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "user-jupyter"))
+    with vj.Workspace(home=home) as ws:
+        pid = add(ws, server)
+        got = {(b.period, b.provider, b.source): b.usd for b in ws.budgets.list()}
+        assert got == {("day", None, "admin"): 2, ("month", "oa", "admin"): 0}
+        with pytest.raises(vj.PolicyError, match="lower limit"):
+            ws.budgets.set(5, period="day")
+        ws.budgets.set(1, period="day")  # lowering is fine, and then it is the one in force
+        assert {(b.period, b.source) for b in ws.budgets.list()} == {("day", "user"),
+                                                                    ("month", "admin")}
+        with pytest.raises(vj.BudgetExceededError,
+                           match=r"monthly limit of \$0\.00 .*your administrator's"):
+            ws.chat(PROMPT, provider=pid).wait()
+        assert chats(server) == 0

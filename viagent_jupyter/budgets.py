@@ -72,7 +72,7 @@ class Budget:
     provider: str | None = None
     soft: float = 0.8
     strict: bool = False
-    source: str = "user"  # user (ws.budgets.set / %llm budget) | config (ipython_config.py)
+    source: str = "user"  # user (ws.budgets.set / %llm budget) | config | admin (viagent.toml)
 
     def window(self, now: float) -> str | None:
         """The first UTC day counted (``YYYY-MM-DD``), or ``None`` for ``total``."""
@@ -89,6 +89,8 @@ class Budget:
         return f"{_PERIOD_WORDS[self.period]} limit of ${self.usd:.2f}{who}"
 
     def how_to_raise(self) -> str:
+        if self.source == "admin":
+            return "it is your administrator's limit (viagent.toml [budgets]): ask them to raise it"
         prov = f", provider='{self.provider}'" if self.provider else ""
         cli = f" --provider {self.provider}" if self.provider else ""
         return (f"raise it with ws.budgets.set(USD, period='{self.period}'{prov}) or "
@@ -199,11 +201,29 @@ class Budgets(Configurable):
             out[(b.period, b.provider)] = b
         return out
 
+    def _admin(self) -> dict[tuple[str, str | None], Budget]:
+        """The administrator's limits (``viagent.toml`` ``[budgets]``): they always apply."""
+        admin = getattr(self._ws, "admin", None)
+        if admin is None:
+            return {}
+        out = {}
+        for (provider, period), usd in admin.budget_limits().items():
+            try:
+                b = _validated(usd, period, provider, 0.8, False, source="admin")
+            except ConfigValidationError:
+                continue
+            out[(b.period, b.provider)] = b
+        return out
+
     def list(self) -> list[Budget]:
-        """Every budget in force (yours over the configured ones of the same key)."""
+        """Every budget in force: yours over the configured ones of the same key, and the
+        administrator's where lower (every one is checked, so the lowest binds)."""
         with self._lock:
             self._reload()
             merged = {**self._configured(), **self._stored}
+        for key, b in self._admin().items():
+            if key not in merged or b.usd <= merged[key].usd:
+                merged[key] = b
         return sorted(merged.values(), key=lambda b: (b.provider or "", PERIODS.index(b.period)))
 
     def set(self, usd: float | int | str | Decimal, period: str = "day",
@@ -212,6 +232,9 @@ class Budgets(Configurable):
         ``provider`` (``None``: all). ``soft``: the fraction that warns; ``strict``: also
         refuse a call whose worst case does not fit in what is left."""
         budget = _validated(usd, period, provider, soft, strict)
+        admin = getattr(self._ws, "admin", None)
+        if admin is not None and period in ("day", "month"):  # PolicyError above the admin's
+            admin.check_user_budget(float(budget.usd), period, provider)
         with self._lock:
             with self._db.write() as conn:
                 conn.execute("INSERT OR REPLACE INTO budgets VALUES (?, ?, ?, ?, ?, ?)",
