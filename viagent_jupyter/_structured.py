@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,3 +284,14 @@ def to_dataframe(value: Any) -> Any:
                 f"got {type(item).__name__}.",
                 [{"field": "to_dataframe", "message": "not records"}])
     return pd.DataFrame.from_records(rows)
+
+
+def schema_from_name(expr: str, ns: Mapping[str, Any]) -> Any:
+    """``--schema NAME``: a name (or ``list[Name]``) in the user's namespace."""
+    try:
+        return eval(expr, {"list": list}, dict(ns))  # the user's own kernel namespace
+    except Exception as exc:
+        raise ConfigValidationError(
+            f"Cannot use --schema {expr}: {type(exc).__name__}: {exc}. Name a pydantic model, "
+            "a dataclass, a TypedDict or a JSON Schema dict defined in the notebook.",
+            [{"field": "schema", "message": f"{expr} not found"}]) from None

@@ -324,3 +324,29 @@ def render_context(items: Iterable[ContextItem]) -> str:
     if not blocks:
         return ""
     return "Context from the notebook:\n\n" + "\n\n".join(blocks)
+
+
+def resolve_many(specs: Iterable[str], ns: Mapping[str, Any], *,
+                 cap: int = DEFAULT_CAP) -> list[ContextItem]:
+    """``--with a,b --with In[3]`` → one item per name (commas split, outside brackets)."""
+    items: list[ContextItem] = []
+    for spec in specs:
+        for name in _split_names(spec):
+            items.append(resolve(name, ns, cap=cap))
+    return items
+
+
+def _split_names(spec: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in spec:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return [s.strip() for s in out if s.strip()]
