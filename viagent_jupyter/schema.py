@@ -253,6 +253,13 @@ class UsageRecord(BaseModel):
     cost: float | None = None
     last_used: datetime | None = None
     errors: int = 0
+    #: Requests whose usage the provider did not report: their tokens are unknown (the
+    #: counters hold only what was reported). All of them unreported → show "—".
+    unreported: int = 0
+
+    @property
+    def tokens_known(self) -> bool:
+        return self.unreported < self.requests or self.requests == 0
 
 
 class Message(BaseModel):

@@ -19,8 +19,9 @@ log = logging.getLogger("viagent_jupyter.usage")
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:
-    provider, model, requests, prompt, completion, cost, errors, last_used = row
+    provider, model, requests, prompt, completion, cost, errors, last_used, unreported = row
     return UsageRecord(
+        unreported=unreported or 0,
         provider=provider,
         model=model,
         requests=requests,
@@ -69,7 +70,7 @@ class UsageStats(HasTraits):
             with self._db.read() as conn:
                 rows = conn.execute(
                     "SELECT provider, model, requests, prompt_tokens, completion_tokens, cost, "
-                    "errors, last_used FROM usage ORDER BY last_used DESC"
+                    "errors, last_used, unreported FROM usage ORDER BY last_used DESC"
                 ).fetchall()
             records = {}
             for r in rows:
@@ -93,6 +94,7 @@ class UsageStats(HasTraits):
             "cost": round(sum(costs), 10) if costs else None,
             "errors": sum(r.errors for r in recs),
             "last_used": last.isoformat() if last else None,
+            "unreported": sum(r.unreported for r in recs),
         }
         with self.hold_trait_notifications():
             if records != self.records:
@@ -107,7 +109,10 @@ class UsageStats(HasTraits):
     def record(self, provider: str, model: str, usage: Usage | None, cost: float | None = None,
                error: bool = False) -> UsageRecord:
         """Add one request (completed, failed after it started, or cancelled) atomically:
-        one write, increments done by SQLite so concurrent kernels lose nothing."""
+        one write, increments done by SQLite so concurrent kernels lose nothing. A request
+        whose usage the provider did not report counts in ``unreported`` (its tokens are
+        unknown, not 0)."""
+        unreported = int(usage is None or not usage.reported)
         prompt = (usage.prompt_tokens if usage else None) or 0
         completion = (usage.completion_tokens if usage else None) or 0
         now = time.time()
@@ -115,18 +120,20 @@ class UsageStats(HasTraits):
             with self._db.write() as conn:
                 conn.execute(
                     "INSERT INTO usage (provider, model, requests, prompt_tokens, "
-                    "completion_tokens, cost, errors, last_used) VALUES (?, ?, 1, ?, ?, ?, ?, ?) "
+                    "completion_tokens, cost, errors, last_used, unreported) "
+                    "VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(provider, model) DO UPDATE SET requests = requests + 1, "
                     "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
                     "completion_tokens = completion_tokens + excluded.completion_tokens, "
                     "cost = CASE WHEN excluded.cost IS NULL THEN cost "
                     "ELSE COALESCE(cost, 0) + excluded.cost END, "
-                    "errors = errors + excluded.errors, last_used = excluded.last_used",
-                    (provider, model, prompt, completion, cost, int(error), now),
+                    "errors = errors + excluded.errors, last_used = excluded.last_used, "
+                    "unreported = unreported + excluded.unreported",
+                    (provider, model, prompt, completion, cost, int(error), now, unreported),
                 )
                 row = conn.execute(
                     "SELECT provider, model, requests, prompt_tokens, completion_tokens, cost, "
-                    "errors, last_used FROM usage WHERE provider = ? AND model = ?",
+                    "errors, last_used, unreported FROM usage WHERE provider = ? AND model = ?",
                     (provider, model),
                 ).fetchone()
                 self._db.bump(conn, "usage_rev")

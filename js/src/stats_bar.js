@@ -15,7 +15,10 @@ export function summary({ active, totals }, now = Date.now()) {
     provider: active && active.label ? active.label : "No provider selected",
     model: active && active.model ? active.model : "no model",
     requests: `${formatInt(requests)} ${requests === 1 ? "request" : "requests"}`,
-    tokens: `${formatCompact(t.prompt_tokens || 0)} / ${formatCompact(t.completion_tokens || 0)} tokens`,
+    // every request without reported usage: the tokens are unknown ("—"), not 0
+    tokens: requests > 0 && (t.unreported || 0) >= requests
+      ? "— tokens"
+      : `${formatCompact(t.prompt_tokens || 0)} / ${formatCompact(t.completion_tokens || 0)} tokens`,
     cost: t.cost === null || t.cost === undefined ? "cost —" : formatCost(t.cost),
     last: `last used ${relativeTime(t.last_used, now)}`,
   };
@@ -79,8 +82,8 @@ export class StatsView {
         h("td", { text: r.provider }),
         h("td", { text: r.model }),
         h("td", { ...num, text: formatInt(r.requests) }),
-        h("td", { ...num, text: formatInt(r.prompt_tokens) }),
-        h("td", { ...num, text: formatInt(r.completion_tokens) }),
+        h("td", { ...num, text: tokensKnown(r) ? formatInt(r.prompt_tokens) : "—" }),
+        h("td", { ...num, text: tokensKnown(r) ? formatInt(r.completion_tokens) : "—" }),
         h("td", { ...num, text: formatCost(r.cost) }),
         h("td", { ...num, text: formatInt(r.errors) }),
         h("td", { text: relativeTime(r.last_used, now) }))))));
@@ -91,6 +94,11 @@ export class StatsView {
     for (const name of TRAITS) this.model.off(`change:${name}`, this.onChange);
     this.root.remove();
   }
+}
+
+/** False when no request of the record reported usage (its tokens are unknown). */
+export function tokensKnown(r) {
+  return !(r.requests > 0 && (r.unreported || 0) >= r.requests);
 }
 
 function render({ model, el }) {
