@@ -35,6 +35,7 @@ __all__ = [
     "REASONING_BUDGETS",
     "SETTING_KEYS",
     "BaseParser",
+    "UnexpectedBody",
     "api_error",
     "build_headers",
     "count",
@@ -479,6 +480,11 @@ def count(value: Any) -> int | None:
     return value if type(value) is int and value >= 0 else None
 
 
+class UnexpectedBody(ProviderResponseError):
+    """A complete body of the wrong shape (not a cut-off stream): reported as it is, never
+    as truncation."""
+
+
 class BaseParser:
     """The skeleton every protocol parser shares.
 
@@ -523,7 +529,7 @@ class BaseParser:
         if not isinstance(obj, dict) or not self._whole(obj, out):
             what = (f"keys {', '.join(sorted(map(str, obj))[:6])}" if isinstance(obj, dict)
                     else repr(_snippet(body[:_SNIPPET].decode("utf-8", "replace"), 80)))
-            raise ProviderResponseError(
+            raise UnexpectedBody(
                 f"Provider '{self.provider}' answered with a JSON body, not an event stream, "
                 f"and it is not a {self.protocol} response ({what}). Check that the base_url "
                 f"serves the {self.protocol} API.", self.provider, self.model)
@@ -571,7 +577,7 @@ class BaseParser:
         try:
             self._close(out)
         except ProviderResponseError as exc:
-            if self.state.done:
+            if self.state.done or isinstance(exc, UnexpectedBody):
                 raise
             raise self.truncated() from exc  # a cut-off last event is truncation
         if not self.state.done:

@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ProviderResponseError
 from ..schema import ModelInfo
 from ._common import (
     AdapterBase,
     BaseParser,
+    UnexpectedBody,
     build_headers,
     count,
     endpoint,
@@ -110,11 +110,11 @@ class Parser(BaseParser):
         except (AttributeError, TypeError, IndexError, KeyError) as exc:
             raise self.bad_shape(exc) from None
 
-    def _no_message(self, obj: Mapping[str, Any]) -> ProviderResponseError:
+    def _no_message(self, obj: Mapping[str, Any]) -> UnexpectedBody:
         keys = ", ".join(sorted(map(str, obj))[:8])
         what = ("an /api/generate answer (\"response\" instead of \"message\")"
                 if "response" in obj else f"a line without \"message\" (keys: {keys})")
-        return ProviderResponseError(
+        return UnexpectedBody(
             f"Provider '{self.provider}' sent {what} where {self.protocol} lines were "
             "expected. Check that the base_url is the Ollama server itself (it appends "
             "/api/chat).", self.provider, self.model)
