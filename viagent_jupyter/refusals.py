@@ -58,6 +58,10 @@ _RENAMES = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max
 _OPENAI = re.compile(r"Unsupported (?:parameter|value):\s*'([A-Za-z_.]+)'")
 # Gemini: 'Invalid JSON payload received. Unknown name "frequencyPenalty" at ...'
 _UNKNOWN_NAME = re.compile(r'Unknown name "([A-Za-z_]+)"')
+# LiteLLM: "openai does not support parameters: ['top_p'], for model=o3-mini" /
+# "O-series models don't support temperature=0.7. Only temperature=1 is supported."
+_LITELLM = re.compile(r"(?:does not|doesn't|don't|do not) support (?:parameters?:\s*\[\s*'"
+                      r"([A-Za-z_]+)'|([A-Za-z_]+)=)")
 # Anthropic / others: "`temperature` may only be set to 1 when thinking is enabled",
 # "top_p: Extra inputs are not permitted", "thinking.type.enabled is not supported..."
 _GENERIC = re.compile(
@@ -73,10 +77,10 @@ def refused_parameter(exc: ProviderAPIError) -> str | None:
     if exc.status_code not in (400, 422):
         return None
     message = exc.provider_message or ""
-    for pattern in (_OPENAI, _UNKNOWN_NAME, _GENERIC):
+    for pattern in (_OPENAI, _UNKNOWN_NAME, _LITELLM, _GENERIC):
         m = pattern.search(message)
         if m:
-            name = m.group(1).split(".")[0]
+            name = next(g for g in m.groups() if g).split(".")[0]
             for known in _SETTING:
                 if known.lower() == name.lower():
                     return known
@@ -112,10 +116,11 @@ def refusal_error(exc: ProviderAPIError, decision: Decision, provider: str, mode
     how = (f"leave {setting}= out of the call" if setting in per_call else
            f"unset it with ws.providers.update('{provider}', settings={{'{setting}': None}}) "
            "or in the panel")
-    said = f": {exc.provider_message}" if exc.provider_message else ""
+    said = exc.provider_message or ""
+    said = f": {said[:157]}…" if len(said) > 160 else (f": {said}" if said else "")
     return ProviderAPIError(
-        f"Model '{model}' on provider '{provider}' does not accept the setting {setting} "
-        f"(HTTP {exc.status_code}{said}). To use the provider's default, {how}.",
+        f"Model '{model}' on provider '{provider}' does not accept the setting {setting}: to "
+        f"use the provider's default, {how} (HTTP {exc.status_code}{said}).",
         provider, model, status_code=exc.status_code, error_type=exc.error_type,
         provider_message=exc.provider_message)
 
