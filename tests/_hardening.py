@@ -123,8 +123,9 @@ class StreamSpec:
             return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
         if self.protocol == "anthropic":
             return {"prompt_tokens": p + a + b, "completion_tokens": c}
-        if self.protocol == "gemini":
-            return {"prompt_tokens": p, "completion_tokens": c + a, "total_tokens": p + c + a}
+        if self.protocol == "gemini":  # a = thoughtsTokenCount: also the reasoning tokens
+            return {"prompt_tokens": p, "completion_tokens": c + a, "total_tokens": p + c + a,
+                    "reasoning_tokens": a}
         return {"prompt_tokens": p, "completion_tokens": c}
 
     def expected_finish(self) -> str:

@@ -64,7 +64,13 @@ export class SettingsEditor {
     const errorEl = h("div", { class: "vj-field-error", id: errId });
     const valueEl = h("output", { class: "vj-setting-value", htmlFor: id });
     let input;
-    if (spec.integer) {
+    if (spec.choices) { // reasoning: "" is the provider's default
+      input = h("select", {
+        id, class: "vj-input", dataset: { setting: spec.name }, "aria-describedby": errId,
+        onchange: () => { this.saver.set(spec.name, input.value || null); this.saver.flush(); },
+      }, h("option", { value: "", text: "provider default" }),
+      ...spec.choices.map((c) => h("option", { value: c, text: c })));
+    } else if (spec.integer) {
       const min = spec.minimum ?? (spec.exclusive_minimum !== undefined ? spec.exclusive_minimum + 1 : undefined);
       input = h("input", {
         type: "number", id, class: "vj-input vj-number", step: 1, min, max: spec.maximum,
@@ -106,12 +112,15 @@ export class SettingsEditor {
       if (this.saver.isPending(name) || this.errors.has(name)) continue;
       const v = this.latest[name];
       const unset = v === null || v === undefined;
-      if (c.spec.integer) {
+      if (c.spec.choices) {
+        c.input.value = unset ? "" : String(v);
+        c.valueEl.textContent = "";
+      } else if (c.spec.integer) {
         if (document.activeElement !== c.input) c.input.value = unset ? "" : String(v);
         c.valueEl.textContent = "";
       } else {
         c.input.value = String(unset ? restingValue(c.spec) : v);
-        c.valueEl.textContent = unset ? "default" : shortNumber(Number(v));
+        c.valueEl.textContent = unset ? "provider default" : shortNumber(Number(v));
       }
       c.input.dataset.value = unset ? "" : String(v);
     }
