@@ -475,3 +475,77 @@ def test_a_json_body_that_is_no_answer_is_a_response_error(ws: Any, strict: Fake
                                    content_type="application/json"))
     with pytest.raises(vj.ProviderResponseError, match="a JSON body, not an event stream"):
         ws.chat("Hi", provider=pid).wait()
+
+
+# -- the Thinking section: sanitised, live, coalesced ----------------------------------------
+
+
+def test_thinking_section_is_sanitised_and_collapsed() -> None:
+    from viagent_jupyter._display import LLMResult
+
+    evil = ('<script>alert(1)</script><img src=x onerror=alert(2)> '
+            '[x](javascript:alert(3)) **plan**')
+    for fmt in ("markdown", "text", "code", "json"):
+        result = LLMResult(text='{"a": 1}', provider="p", model="m", format=fmt,
+                           reasoning=evil)
+        bundle = result._repr_mimebundle_()
+        assert_safe_bundle(bundle)
+        assert bundle["text/plain"].startswith("[Thinking…]")
+        if "text/html" in bundle:
+            html = bundle["text/html"]
+            assert html.startswith('<details class="viagent-llm-thinking"')
+            assert "<details open" not in html  # collapsed
+            assert "<script" not in html and "<img" not in html and "&lt;script&gt;" in html
+            assert 'href="javascript' not in html and "<strong>plan</strong>" in html
+
+
+def test_reasoning_streams_live_into_the_display_before_the_answer(
+        magic: Magic, strict: FakeProviderServer) -> None:
+    magic.shell.run_line_magic("config", "LLMMagics.update_interval = 0")
+    pid = add(magic.ws, strict, "ollama", "qwen3")
+    magic.ws.providers.select(pid)
+    strict.script("chat", Scripted(body=_ollama_thinking_body(),
+                                   content_type="application/x-ndjson"))
+    result = magic.run("%%llm -r medium\nCount")
+    assert result.text == "1 2 3" and result.reasoning == "Count up."
+    assert chats(strict)[-1].json["think"] is True
+    plains = [c.data["text/plain"] for c in magic.pub.calls]
+    thinking_only = [p for p in plains if "Count" in p and "1 2" not in p]
+    assert thinking_only, "the reasoning was shown before any answer text arrived"
+    final = magic.pub.calls[-1].data
+    assert final["text/plain"].index("Count up.") < final["text/plain"].index("1 2 3")
+    assert "usage" not in final["text/plain"] and "9/20 tokens" in final["text/plain"]
+
+
+def test_reasoning_option_is_checked_by_the_magic(magic: Magic) -> None:
+    from viagent_jupyter.magics import parse_prompt_args
+
+    assert parse_prompt_args(["-r", "high"]).reasoning == "high"
+    assert parse_prompt_args(["--reasoning", "none"]).reasoning == "none"
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="invalid choice"):
+        parse_prompt_args(["-r", "extreme"])
+
+
+@pytest.mark.parametrize(("message", "wire"), [
+    ("`temperature` may only be set to 1 when thinking is enabled.", "temperature"),
+    ("temperature and top_p cannot both be specified for this model.", None),
+    ('Invalid JSON payload received. Unknown name "frequencyPenalty" at '
+     "'generation_config': Cannot find field.", "frequencyPenalty"),
+    ("litellm.UnsupportedParamsError: openai does not support parameters: ['top_p'], for "
+     "model=o3-mini.", "top_p"),
+    ("O-series models don't support temperature=0.7. Only temperature=1 is supported.",
+     "temperature"),
+    ("Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+     "'max_completion_tokens' instead.", "max_tokens"),
+    ("The model is overloaded.", None),
+])
+def test_refused_parameter_reads_each_providers_wording(message: str, wire: str | None) -> None:
+    from viagent_jupyter.errors import ProviderAPIError
+    from viagent_jupyter.refusals import refused_parameter
+
+    exc = ProviderAPIError("x", "p", "m", status_code=400, provider_message=message)
+    assert refused_parameter(exc) == wire
+    assert refused_parameter(ProviderAPIError("x", "p", "m", status_code=500,
+                                              provider_message=message)) is None
