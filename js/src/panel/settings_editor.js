@@ -7,10 +7,10 @@ import { h, uid } from "../lib/dom.js";
 export const SAVE_DELAY_MS = 300;
 
 /** Where an unset slider rests: the schema default, else 0 for a range around zero (the
- * penalties), else the top (top_p: 1 is what providers assume). */
+ * penalties), else 1 or the top if lower (temperature and top_p: 1 is what providers assume). */
 function restingValue(spec) {
   if (spec.default !== null && spec.default !== undefined) return spec.default;
-  return (spec.minimum ?? 0) < 0 ? 0 : spec.maximum;
+  return (spec.minimum ?? 0) < 0 ? 0 : Math.min(1, spec.maximum);
 }
 
 function shortNumber(x) {
