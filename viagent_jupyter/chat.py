@@ -108,7 +108,8 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
     messages, system_text = _messages(prompt, system)
     key, _source = ws.providers.resolve_key(pid)
     learnt = _learnt(ws, pid, model)
-    info = _model_info(ws, pid, model)
+    # only Anthropic's request depends on the model list (max_tokens, adaptive thinking)
+    info = _model_info(ws, pid, model) if cfg.provider_type == "anthropic" else None
     request = ChatRequest(
         provider_id=pid,
         provider_type=cfg.provider_type,
