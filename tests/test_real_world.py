@@ -549,3 +549,16 @@ def test_refused_parameter_reads_each_providers_wording(message: str, wire: str 
     assert refused_parameter(exc) == wire
     assert refused_parameter(ProviderAPIError("x", "p", "m", status_code=500,
                                               provider_message=message)) is None
+
+
+def test_claude_max_tokens_is_the_listed_output_limit_end_to_end(
+        ws: Any, strict: FakeProviderServer) -> None:
+    pid = add(ws, strict, "anthropic", "claude-opus-5")
+    strict.script("models", Scripted(content_type="application/json", body=json.dumps({
+        "data": [{"type": "model", "id": "claude-opus-5", "display_name": "Claude Opus 5",
+                  "created_at": "2026-07-24T00:00:00Z", "max_input_tokens": 1000000,
+                  "max_tokens": 128000}], "has_more": False, "first_id": "claude-opus-5",
+        "last_id": "claude-opus-5"})))
+    assert ws.models(pid)[0].max_output_tokens == 128000
+    ws.chat("Hi", provider=pid).wait()
+    assert chats(strict)[-1].json["max_tokens"] == 128000
