@@ -221,7 +221,7 @@ def test_migration_unsets_the_untouched_default_temperature(tmp_path: Path) -> N
             fields["settings"]["temperature"] = fields["settings"]["temperature"] or 0.7
             conn.execute("UPDATE providers SET data = ? WHERE id = ?", (json.dumps(fields), pid))
         conn.execute("DROP TABLE param_refusals")
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
     conn.close()
     ws = Workspace(home=home)
     try:
@@ -354,6 +354,8 @@ def test_async_stream_has_reasoning_too(ws: Any, strict: FakeProviderServer) -> 
         return s.text, s.reasoning
 
     assert asyncio.run(main()) == ("1 2 3", "Count up.")
+    record = ws.history.search(n=1)[0]  # the history keeps the reasoning apart too
+    assert (record.answer, record.reasoning) == ("1 2 3", "Count up.")
 
 
 @needs_wire

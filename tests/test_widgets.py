@@ -411,6 +411,7 @@ def test_the_test_button_reports_latency_and_the_stats_bar_counts_it(
     assert fake_server.requests[-1].json["max_tokens"] == 8
     assert bar.totals["requests"] == 1
     assert bar.records[0]["provider"] == "fake" and bar.records[0]["model"] == "demo-small"
+    assert len(ws.history) == 0  # a connection test is not recorded in the history
     assert any("totals" in u for u in bar.comm.updates())
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .chat import AsyncChatStream, ChatStream
+    from .history import History
     from .registry import ModelRegistry
     from .schema import Message, ModelInfo
     from .usage import UsageStats
@@ -54,6 +55,7 @@ class Workspace:
         self.providers = ProviderStore(self.db, self.vault)
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
+        self._history: History | None = None
         self._client: httpx.Client | None = None
         self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._lock = threading.RLock()
@@ -73,6 +75,17 @@ class Workspace:
 
                     self._stats = UsageStats(self.db)
         return self._stats
+
+    @property
+    def history(self) -> History:
+        """Every chat of this workspace: iterate, ``search()``, ``export()``."""
+        if self._history is None:
+            with self._lock:
+                if self._history is None:
+                    from .history import History
+
+                    self._history = History(self.db)
+        return self._history
 
     @property
     def registry(self) -> ModelRegistry:
@@ -123,8 +136,10 @@ class Workspace:
         """Start a streamed chat; iterate the result for text deltas."""
         from .chat import start_chat
 
-        return start_chat(self, prompt, provider=provider, model=model, system=system,
-                          temperature=temperature, max_tokens=max_tokens, **settings)
+        stream = start_chat(self, prompt, provider=provider, model=model, system=system,
+                            temperature=temperature, max_tokens=max_tokens, **settings)
+        self.history.watch(stream)
+        return stream
 
     def achat(
         self,
@@ -139,8 +154,10 @@ class Workspace:
         """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``."""
         from .chat import start_achat
 
-        return start_achat(self, prompt, provider=provider, model=model, system=system,
-                           temperature=temperature, max_tokens=max_tokens, **settings)
+        stream = start_achat(self, prompt, provider=provider, model=model, system=system,
+                             temperature=temperature, max_tokens=max_tokens, **settings)
+        self.history.watch(stream)
+        return stream
 
     def require_selected(self) -> str:
         """The provider to use when none is named: the selected one, else the only one."""

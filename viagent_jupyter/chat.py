@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +201,8 @@ class _ChatBase:
         self._started = False  # the provider answered 2xx: usage will be recorded
         self._iterating = False
         self._done = False
+        # Called once with this stream when it ends (the Workspace wires the history here).
+        self.on_end: Callable[[Any], None] | None = None
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} provider={self.provider!r} model={self.model!r} "
@@ -294,6 +296,12 @@ class _ChatBase:
                                       self.cost, error=error is not None)
             except ViagentError:
                 log.warning("could not record usage for %s:%s", self.provider,
+                            self.requested_model)
+        if self.on_end is not None:
+            try:
+                self.on_end(self)
+            except Exception:  # a hook never fails the chat
+                log.warning("the end-of-chat hook failed for %s:%s", self.provider,
                             self.requested_model)
 
     def _computed_cost(self) -> float | None:

@@ -281,7 +281,10 @@ class ConfigPanel(ViewWidget):
 
         def run() -> dict[str, Any]:
             started = time.monotonic()
-            stream = self._ws.chat(TEST_PROMPT, provider=pid, max_tokens=TEST_MAX_TOKENS)
+            from ..history import not_recorded
+
+            with not_recorded():  # a connection test is not a conversation
+                stream = self._ws.chat(TEST_PROMPT, provider=pid, max_tokens=TEST_MAX_TOKENS)
             text = stream.text
             elapsed = stream.elapsed if stream.elapsed is not None else \
                 time.monotonic() - started
