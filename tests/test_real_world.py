@@ -564,3 +564,31 @@ def test_claude_max_tokens_is_the_listed_output_limit_end_to_end(
     assert ws.models(pid)[0].max_output_tokens == 128000
     ws.chat("Hi", provider=pid).wait()
     assert chats(strict)[-1].json["max_tokens"] == 128000
+
+
+@pytest.mark.slow
+def test_must_show_in_a_real_kernel(ws: Any, strict: FakeProviderServer, tmp_path: Path
+                                    ) -> None:
+    """The must-shows through a real IPython kernel: %%llm on an OpenAI reasoning model and on
+    Claude with default settings against the strict server, and reasoning shown apart."""
+    from test_magics import _displays, _run, real_kernel
+
+    add(ws, strict, "openai", "o4-mini")
+    add(ws, strict, "anthropic", "claude-sonnet-4-5")
+    add(ws, strict, "ollama", "qwen3")
+    ws.providers.select("openai")
+    with real_kernel(tmp_path) as (_km, kc):
+        _run(kc, "%load_ext viagent_jupyter")
+        for cell in ("%%llm\nHello o4", "%%llm -p anthropic -r low\nHello Claude"):
+            final = _displays(_run(kc, cell))[-1]["data"]["text/plain"]
+            assert final.startswith("You said: Hello") and "error" not in final, final
+        sent = chats(strict)
+        assert not {"temperature", "top_p", "max_tokens"} & set(sent[0].json)
+        assert sent[1].json["thinking"]["type"] == "enabled"
+        strict.script("chat", Scripted(body=_ollama_thinking_body(),
+                                       content_type="application/x-ndjson"))
+        shown = _displays(_run(kc, "%%llm -p ollama -r high\nCount"))
+        for o in shown:
+            assert_safe_bundle(o["data"])
+        html = shown[-1]["data"]["text/html"]
+        assert html.index("Thinking…") < html.index("Count up.") < html.index("1 2 3")
