@@ -155,6 +155,8 @@ def test_partial_failure_and_per_column_footers(magics: LLMMagics, fake: Workspa
         assert "streaming" not in cols[i]
     assert "LLM error:" in cols[1] and "⚠ error" in cols[1]
     assert final["text/plain"].count("== ") == 3
+    assert "Fake (OpenAI-compatible) · alpha" in final["text/plain"]  # readable labels (#13)
+    assert "OPENAI_COMPATIBLE" not in final["text/plain"]
     assert "display:flex" in final["text/html"] and "flex-wrap:wrap" in final["text/html"]
     assert {r.group for r in fake.history} == {results.group}
     assert sorted((r.model, r.error_code) for r in fake.history) == [

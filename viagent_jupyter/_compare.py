@@ -211,7 +211,7 @@ class Comparison:
                 try:
                     pid = col.provider or ws.require_selected()
                     col.provider = pid
-                    col.label = ws.providers.get(pid).label
+                    col.label = ws.providers.get(pid).display_label
                     col.stream = ws.achat(prompt, provider=pid, model=col.model, system=system,
                                           temperature=temperature, max_tokens=max_tokens)
                 except ViagentError as exc:

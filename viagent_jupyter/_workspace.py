@@ -50,9 +50,15 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
+        # the administrator's providers and policy (viagent.toml on Jupyter's config path),
+        # read first: a broken admin file fails before anything is opened
+        from ._admin_store import ManagedProviderStore
+        from .admin import AdminConfig
+
+        self.admin = AdminConfig()
         self.db = Database(self.home)
         self.vault = CredentialVault(self.db, self.home)
-        self.providers = ProviderStore(self.db, self.vault)
+        self.providers: ProviderStore = ManagedProviderStore(self.db, self.vault, self.admin)
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
         self._history: History | None = None

@@ -94,15 +94,18 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
             f"ws.providers.update('{pid}', default_model=...) (see ws.models('{pid}')).",
             [{"field": "model", "message": "is required"}],
         )
+    # the administrator's policy, before any request: a refused model raises PolicyError;
+    # their default settings sit under the provider's own (admin.py)
+    from .admin import enforce
+
+    base = enforce(ws, cfg, model)
     overrides = {k: v for k, v in settings.items() if v is not None}
     if temperature is not None:
         overrides["temperature"] = temperature
     if max_tokens is not None:
         overrides["max_tokens"] = max_tokens
     try:
-        resolved = ModelSettings.model_validate(
-            {**cfg.settings.model_dump(exclude_none=True), **overrides}
-        )
+        resolved = ModelSettings.model_validate({**base, **overrides})
     except ValidationError as exc:
         raise validation_error(exc, "chat settings") from None
     messages, system_text = _messages(prompt, system)

@@ -514,7 +514,7 @@ class LLMMagics(Magics):
         pid = args.provider or self.default_provider or None
         try:
             pid = pid or ws.require_selected()
-            label = ws.providers.get(pid).label
+            label = ws.providers.get(pid).display_label
             messages: Any = prompt if thread is None else [
                 *history, {"role": "user", "content": prompt}]
             with recording(source="magic", log=keep, thread=thread):
@@ -673,6 +673,8 @@ class LLMMagics(Magics):
         print(HELP)
 
     def _cmd_providers(self, argv: list[str]) -> None:
+        from .schema import TYPE_NAMES
+
         ws = self.ws
         ws.providers.refresh()
         selected = ws.providers.selected
@@ -680,9 +682,10 @@ class LLMMagics(Magics):
         for cfg in ws.providers.list():
             key = (f"{cfg.api_key_hint or 'set'} ({cfg.key_source})" if cfg.has_api_key
                    else "none")
-            rows.append(["*" if cfg.id == selected else "", cfg.id, cfg.label,
-                         cfg.provider_type, cfg.default_model or "-", key])
-        self._show(Table(["", "id", "label", "type", "model", "key"], rows,
+            rows.append(["*" if cfg.id == selected else "", cfg.id, cfg.name,
+                         TYPE_NAMES.get(cfg.provider_type, cfg.provider_type),
+                         cfg.default_model or "-", key])
+        self._show(Table(["", "id", "name", "type", "model", "key"], rows,
                          empty="No providers yet: create one with %llm panel or "
                                "ws.providers.create(...)."))
 
@@ -693,7 +696,7 @@ class LLMMagics(Magics):
         ws.providers.select(argv[0])
         cfg = ws.providers.get(argv[0])
         model = f", model {cfg.default_model}" if cfg.default_model else ""
-        print(f"Using '{cfg.id}' ({cfg.label}{model}).")
+        print(f"Using '{cfg.id}' ({cfg.display_label}{model}).")
 
     def _cmd_models(self, argv: list[str]) -> None:
         refresh = "--refresh" in argv
@@ -758,7 +761,7 @@ class LLMMagics(Magics):
         import getpass
 
         try:
-            secret = getpass.getpass(f"API key for {cfg.label} (input hidden): ")
+            secret = getpass.getpass(f"API key for {cfg.display_label} (input hidden): ")
         except StdinNotImplementedError:
             print("This front end cannot ask for input; set the key with "
                   f"ws.providers.set_key('{cfg.id}', getpass.getpass()) instead.")
