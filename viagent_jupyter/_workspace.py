@@ -17,8 +17,10 @@ from .vault import CredentialVault
 if TYPE_CHECKING:
     import httpx
 
+    from .budgets import Budgets
     from .chat import AsyncChatStream, ChatStream
     from .history import History
+    from .pricing import PriceCatalog
     from .registry import ModelRegistry
     from .schema import Message, ModelInfo
     from .usage import UsageStats
@@ -62,6 +64,8 @@ class Workspace:
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
         self._history: History | None = None
+        self._pricing: PriceCatalog | None = None
+        self._budgets: Budgets | None = None
         self._client: httpx.Client | None = None
         self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._lock = threading.RLock()
@@ -102,6 +106,28 @@ class Workspace:
 
                     self._registry = ModelRegistry(self)
         return self._registry
+
+    @property
+    def pricing(self) -> PriceCatalog:
+        """Prices per provider:model (``get``, ``set``, ``refresh``); see pricing.py."""
+        if self._pricing is None:
+            with self._lock:
+                if self._pricing is None:
+                    from .pricing import PriceCatalog
+
+                    self._pricing = PriceCatalog(self, **_shell_config())
+        return self._pricing
+
+    @property
+    def budgets(self) -> Budgets:
+        """Spending limits checked before every call (``set``, ``list``, ``remove``)."""
+        if self._budgets is None:
+            with self._lock:
+                if self._budgets is None:
+                    from .budgets import Budgets
+
+                    self._budgets = Budgets(self, **_shell_config())
+        return self._budgets
 
     @property
     def http(self) -> httpx.Client:
@@ -237,6 +263,19 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shell_config() -> dict[str, Any]:
+    """``{"config": ...}`` of the running IPython (``ipython_config.py``), else nothing."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return {}
+    from IPython.core.getipython import get_ipython
+
+    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]
+    config = getattr(shell, "config", None)
+    return {"config": config} if config is not None else {}
 
 
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:

@@ -13,7 +13,8 @@ Cell magic (the body is the prompt)::
 Several ``-m`` (or ``-p PROVIDER:MODEL``) compare models side by side (``_compare.py``).
 ``%llm [options] PROMPT`` does the same with the prompt on the line (there ``--chat`` takes
 no separate value: write ``--chat=THREAD``; ``--`` ends the options). Other line commands:
-``providers``, ``use ID``, ``models [ID] [--refresh]``, ``stats``, ``key ID [--session]``,
+``providers``, ``use ID``, ``models [ID] [--refresh]``, ``stats [--today|--month]``,
+``prices [MODEL] [--refresh]``, ``budget [set|remove ...]``, ``key ID [--session]``,
 ``reset [THREAD]``, ``history [THREAD]``, ``log ...`` (the recorded history, ``history.py``),
 ``error``, ``panel``, ``sidebar``, ``help``.
 
@@ -157,7 +158,8 @@ USAGE = """\
       PROMPT (the cell body)
 %%llm -m MODEL_A -m MODEL_B ... | -p P1:MODEL -p P2:MODEL ...   compare side by side
 %llm [options] PROMPT            the same, prompt on the line (--chat=THREAD, -- ends options)
-%llm providers | use ID | models [ID] [--refresh] | stats | key ID [--session]
+%llm providers | use ID | models [ID] [--refresh] | stats [--today|--month] | key ID [--session]
+%llm prices [MODEL] [-p ID] [--refresh] | budget [set USD [--period P] [-p ID] | remove P]
 %llm reset [THREAD] | history [THREAD] | error | panel | sidebar | help
 %llm log [QUERY] [-n N] [--provider P] [--model M] [--since DATE] | log show ID
 %llm log export FILE.jsonl|FILE.md | log clear | log keep DAYS|all"""
@@ -187,7 +189,7 @@ HELP = USAGE + """
   %llm key asks for the key with a hidden prompt: never type a key into a cell."""
 
 _SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset", "history",
-                          "log", "error", "panel", "sidebar", "help"})
+                          "log", "error", "panel", "sidebar", "help", "prices", "budget"})
 # options that take a separate value, for finding where a one-line prompt starts
 _VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
                             "--max-tokens", "-r", "--reasoning", "-s", "--system", "-f",
@@ -727,7 +729,23 @@ class LLMMagics(Magics):
                          warning="Could not refresh the list; this is the cached one."
                          if stale else None))
 
+    def _cmd_prices(self, argv: list[str]) -> None:
+        from ._cost_magics import cmd_prices
+
+        cmd_prices(self, argv)
+
+    def _cmd_budget(self, argv: list[str]) -> None:
+        from ._cost_magics import cmd_budget
+
+        cmd_budget(self, argv)
+
     def _cmd_stats(self, argv: list[str]) -> None:
+        if argv and argv[0] in ("--today", "--month") and len(argv) == 1:
+            from ._cost_magics import period_total
+
+            return period_total(self, argv[0][2:])
+        if argv:
+            raise _usage_error("%llm stats takes [--today | --month]")
         stats = self.ws.stats
         rows = []
         for r in stats.all():
@@ -735,7 +753,7 @@ class LLMMagics(Magics):
             rows.append([r.provider, r.model, str(r.requests),
                          str(r.prompt_tokens) if known else "—",
                          str(r.completion_tokens) if known else "—",
-                         "-" if r.cost is None else f"${r.cost:.6f}",
+                         "—" if r.cost is None else f"${r.cost:.6f}",
                          str(r.errors),
                          r.last_used.strftime("%Y-%m-%d %H:%M") if r.last_used else "-"])
         t = stats.totals

@@ -265,6 +265,9 @@ class Usage(BaseModel):
     #: Output tokens spent on reasoning, when the provider says; already part of
     #: ``completion_tokens`` (they are billed as output).
     reasoning_tokens: int | None = None
+    # Of prompt_tokens: read from the provider's prompt cache / written to it (priced apart)
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
     @property
     def reported(self) -> bool:

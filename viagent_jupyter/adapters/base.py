@@ -62,7 +62,8 @@ class HTTPRequest:
 @dataclass
 class StreamState:
     """What a parser learned so far. ``usage`` keys: prompt_tokens, completion_tokens,
-    total_tokens, reasoning_tokens (absent = not reported). ``reasoning`` collects the
+    total_tokens, reasoning_tokens (absent = not reported); cached_input_tokens /
+    cache_write_tokens (part of the prompt; only when > 0). ``reasoning`` collects the
     reasoning deltas of the current ``feed`` (the caller drains it: it is never text)."""
 
     finish_reason: str | None = None  # normalised: stop|length|tool_calls|content_filter|other
