@@ -27,12 +27,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _util import PLANTED_KEY
 from pydantic import BaseModel
 
 from viagent_jupyter.errors import ConfigValidationError, ProviderResponseError
 from viagent_jupyter.testing import FakeProviderServer, Scripted
-
-from ._util import PLANTED_KEY
 
 
 class City(BaseModel):

@@ -63,6 +63,8 @@ def dry_run(ws: Workspace, prompt: Any, **kw: Any) -> DryRun:
     """Plan the chat as :meth:`Workspace.chat` would and show its request; send nothing."""
     from .chat import plan_chat
 
+    kw = {"provider": None, "model": None, "system": None, "temperature": None,
+          "max_tokens": None, **kw}
     plan = plan_chat(ws, prompt, **kw)
     http = plan.adapter.chat_request(plan.request)
     images = plan.request.images

@@ -55,6 +55,7 @@ class OutputSchema:
             raise ProviderResponseError(
                 f"The structured answer is not valid JSON ({exc.msg} at position {exc.pos}); "
                 "retry, or use --repair.", provider, model) from None
+        data = _drop_added_nulls(data, self.schema)
         if self.wrapped:
             if not isinstance(data, dict) or WRAP_KEY not in data:
                 raise _invalid([f"{WRAP_KEY}: missing"], self.name, provider, model)
@@ -62,6 +63,21 @@ class OutputSchema:
         if self._validate is None:
             return data
         return self._validate(data)
+
+
+def _drop_added_nulls(data: Any, schema: Any) -> Any:
+    """Undo what :func:`strict_schema` added: a ``null`` for an optional property that was not
+    nullable means "left out" (so its default applies)."""
+    if not isinstance(schema, dict):
+        return data
+    if isinstance(data, dict) and isinstance(schema.get("properties"), dict):
+        props, required = schema["properties"], set(schema.get("required", []))
+        return {k: _drop_added_nulls(v, props.get(k)) for k, v in data.items()
+                if not (v is None and k not in required and k in props
+                        and not _nullable(props[k]))}
+    if isinstance(data, list) and isinstance(schema.get("items"), dict):
+        return [_drop_added_nulls(v, schema["items"]) for v in data]
+    return data
 
 
 def _invalid(fields: list[str], name: str, provider: str | None,
@@ -182,8 +198,9 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's ``strict: true`` subset: every object gets ``additionalProperties: false`` and
     lists all its properties as ``required``; a property that was optional becomes nullable
-    (``anyOf [..., {"type": "null"}]``) so the model may still leave it empty; ``default``
-    (not supported in strict mode) is dropped."""
+    (``anyOf [..., {"type": "null"}]``) so the model may still leave it empty — and
+    :meth:`OutputSchema.parse` reads such a ``null`` as "left out", so the field's default
+    applies; ``default`` (not supported in strict mode) is dropped."""
     def walk(node: Any) -> Any:
         if isinstance(node, list):
             return [walk(v) for v in node]
@@ -217,8 +234,8 @@ def _nullable(node: Any) -> bool:
 
 def example_instance(schema: dict[str, Any]) -> Any:
     """The minimal valid instance of ``schema``, deterministically (the demo provider's answer):
-    every required property, the first enum value / const, ``minItems`` items, the lowest
-    number the bounds allow."""
+    every required property, null where allowed, the first enum value / const, ``minItems``
+    items (at least one), the lowest number the bounds allow."""
     node = schema
     if "const" in node:
         return node["const"]
@@ -226,7 +243,9 @@ def example_instance(schema: dict[str, Any]) -> Any:
         return node["enum"][0]
     for key in ("anyOf", "oneOf", "allOf"):
         if node.get(key):
-            options = [o for o in node[key] if o.get("type") != "null"] or node[key]
+            if key != "allOf" and any(o.get("type") == "null" for o in node[key]):
+                return None  # nullable: null is the smallest answer
+            options = node[key]
             if key == "allOf":
                 merged: dict[str, Any] = {}
                 for o in options:
