@@ -8,10 +8,14 @@ import io
 import json
 from typing import Any
 
+import test_magics
 from _util import PLANTED_KEY
-from test_magics import Env, env, shell, srv  # noqa: F401  (fixtures)
+from test_magics import Env
 
 from viagent_jupyter.testing import Scripted
+
+# the magic's fixtures: a real InteractiveShell, a recording publisher, a loopback provider
+shell, srv, env = test_magics.shell, test_magics.srv, test_magics.env
 
 
 def _png(w: int = 8, h: int = 6) -> bytes:
