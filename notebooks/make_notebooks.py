@@ -1350,10 +1350,15 @@ def context() -> list[Cell]:
         to any prompt).
         """),
         code("""
-        sales["revenue"] = sales["units"] * sales["prize"]
+        revenue = sales["units"] * sales["price"]
+        total = revenue.sum() / number_of_regions
         """, "raises-exception"),
+        md("""
+        With `--dry-run`, the request `%llm fix` would send: the question, and the error with
+        its traceback as context.
+        """),
+        code("%llm fix --dry-run"),
         code("%llm fix", IGNORE),
-        code("print(_llm.prompt.splitlines()[0]); print('KeyError' in _llm.prompt)"),
         md("""
         ## Images: `--image`
 
@@ -1366,7 +1371,8 @@ def context() -> list[Cell]:
         code("""
         fig, ax = plt.subplots(figsize=(4, 3), dpi=80)
         ax.bar(sales["region"], sales["units"].fillna(0))
-        ax.set_title("Units by region");
+        ax.set_title("Units by region")
+        plt.close(fig)  # not shown here: attached below
         """),
         code("""
         %%llm --image fig --dry-run

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FIX_PROMPT", "chat_extras", "check_args", "show_dry_run", "take_value"]
 
-FIX_PROMPT = ("My last notebook cell failed with the error below. Why did it fail, and how do I "
+FIX_PROMPT = ("My last notebook cell failed with the error above. Why did it fail, and how do I "
               "fix it? Show the corrected code.")
 
 

@@ -259,10 +259,18 @@ def describe_error(exc: BaseException | None = None, *, cap: int = DEFAULT_CAP) 
         raise ConfigValidationError(
             "No error to attach: no cell has raised an exception yet in this kernel.",
             [{"field": "error", "message": "no last exception"}])
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = exc.__traceback__
+    while tb is not None and _is_ipython(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next  # IPython's own run_code frame: not the user's code
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
     text = _strip_ansi(text)
     text, cut = cap_text(text, cap, keep_tail=True)
     return ContextItem("error", "last exception", text, cut)
+
+
+def _is_ipython(filename: str) -> bool:
+    parts = filename.replace("\\", "/").split("/")
+    return "IPython" in parts and "core" in parts
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
