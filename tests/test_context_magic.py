@@ -127,3 +127,39 @@ def test_option_combinations_checked(env: Env) -> None:
     out = env.outputs()
     assert "--to-dataframe needs --schema" in out
     assert "work with one model only" in out
+
+
+def test_real_kernel_image_of_a_shown_plot_and_the_last_error(tmp_path: Any) -> None:
+    """In a real ipykernel with the inline backend: a plot a cell *showed* (and closed) is
+    found by ``--image Out[n]`` and ``--image last``; ``%llm fix`` sends that kernel's last
+    error."""
+    from kernel import kernel
+
+    from viagent_jupyter.testing import FakeProviderServer
+
+    with FakeProviderServer(delay=0) as server, \
+            kernel({"VIAGENT_HOME": str(tmp_path), "VIAGENT_KEYRING": "0",
+                    "IPYTHONDIR": str(tmp_path / "ipy")}) as k:
+        k.check(f"""
+%load_ext viagent_jupyter
+%matplotlib inline
+import viagent_jupyter as vj
+ws = vj.workspace()
+ws.providers.create(id="f", provider_type="ollama", name="F",
+                    base_url="{server.url_for('ollama')}", default_model="demo-small")
+ws.providers.select("f")
+""")
+        shown = k.run("import matplotlib.pyplot as plt\n"
+                      "fig = plt.figure(figsize=(2, 1), dpi=50); plt.plot([1, 2]); plt.show()")
+        assert any("image/png" in o.get("data", {}) for o in shown.outputs)
+        count = k.check("print(get_ipython().execution_count - 1)").strip()
+        k.check(f"%%llm --image Out[{count}] --image last\nTwo plots?")
+        text = k.check("print(_llm.text)")
+        import re
+
+        # the inline backend crops to the drawn area ("tight"): the size is its choice
+        assert re.search(r"I see 2 images \(PNG, (\d+)×(\d+); PNG, \1×\2\)", text), text
+        k.run("1 / 0")
+        k.check("%llm fix")
+        sent = server.requests[-1].json["messages"][-1]["content"]
+        assert "ZeroDivisionError: division by zero" in sent

@@ -202,3 +202,72 @@ def test_dry_run_shows_messages_with_placeholders_and_sends_nothing(
     assert "[image: PNG 10×20" in text and "Context from the notebook" in text
     assert "sk-test" not in text and base64.b64encode(_png(10, 20)).decode() not in text
     assert view.tokens > 0 and view.body["tool_choice"]["name"] == "City"
+
+
+def test_unknown_model_refusing_images_is_one_line(ws: Any, server: FakeProviderServer) -> None:
+    """A model the list says nothing about is tried; its 400 about images becomes one line."""
+    pid = _add(ws, server, "openai")
+    server.script("chat", Scripted(status=400, message="Invalid content type. image_url is "
+                                   "only supported by certain models."))
+    with pytest.raises(Exception) as err:
+        ws.chat("look", provider=pid, images=[_png()]).wait()
+    msg = str(err.value)
+    assert "refused the image(s)" in msg and "image_url is only supported" in msg
+    assert "\n" not in msg and type(err.value).__name__ == "ProviderAPIError"
+
+
+def test_anthropic_schema_with_thinking_refused_up_front(ws: Any,
+                                                        server: FakeProviderServer) -> None:
+    pid = _add(ws, server, "anthropic")
+    n = len(server.requests)
+    with pytest.raises(ConfigValidationError, match="forces a tool call"):
+        ws.chat("x", provider=pid, schema=City, reasoning="high")
+    assert len(server.requests) == n
+
+
+def test_async_value(ws: Any, server: FakeProviderServer) -> None:
+    import asyncio
+
+    pid = _add(ws, server, "gemini")
+
+    async def go() -> Any:
+        s = ws.achat("A city", provider=pid, schema=City)
+        with pytest.raises(RuntimeError, match="await s.wait"):
+            _ = s.value
+        await s.wait()
+        await ws.aclose()
+        return s.value
+
+    assert asyncio.run(go()) == City(name="demo", population=1)
+
+
+def test_anthropic_recorded_tool_input_stream_is_json_text(ws: Any,
+                                                           server: FakeProviderServer) -> None:
+    """A hand-written stream in Anthropic's documented tool_use shape, the input split
+    mid-token across input_json_delta events (as in the recorded
+    messages_stream_tool_use_args__mirascope.sse)."""
+    def ev(name: str, obj: Any) -> bytes:
+        import json
+
+        return f"event: {name}\ndata: {json.dumps(obj)}\n\n".encode()
+
+    body = b"".join([
+        ev("message_start", {"type": "message_start", "message": {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [], "usage": {"input_tokens": 20, "output_tokens": 1}}}),
+        ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                   "content_block": {"type": "tool_use", "id": "toolu_1",
+                                                     "name": "City", "input": {}}}),
+        *[ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "input_json_delta", "partial_json": p}})
+          for p in ['', '{"na', 'me": "Lyon", "popu', 'lation": 52', '2000}']],
+        ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                             "usage": {"output_tokens": 12}}),
+        ev("message_stop", {"type": "message_stop"}),
+    ])
+    pid = _add(ws, server, "anthropic")
+    server.script("chat", Scripted(body=body, content_type="text/event-stream", chunks=5))
+    s = ws.chat("A city", provider=pid, schema=City)
+    assert s.value == City(name="Lyon", population=522000)
+    assert s.finish_reason == "stop" and s.usage.completion_tokens == 12
