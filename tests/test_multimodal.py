@@ -232,7 +232,7 @@ def test_async_value(ws: Any, server: FakeProviderServer) -> None:
 
     async def go() -> Any:
         s = ws.achat("A city", provider=pid, schema=City)
-        with pytest.raises(RuntimeError, match="await s.wait"):
+        with pytest.raises(RuntimeError, match=r"await s\.wait"):
             _ = s.value
         await s.wait()
         await ws.aclose()
