@@ -121,6 +121,18 @@ def test_a_variable_holding_a_key_is_refused(env: Env) -> None:
     assert "Refused to attach 'secret'" in out and PLANTED_KEY not in out
 
 
+def test_context_cap_is_configurable(env: Env) -> None:
+    env.shell.user_ns["items"] = list(range(5000))
+    env.magics.context_cap = 300
+    try:
+        env.run("%%llm --with items\nhow many?")
+    finally:
+        env.magics.context_cap = 4000
+    content = _last_user(env)
+    block = content.split("### items (JSON)\n", 1)[1].split("\n\nhow many?")[0]
+    assert len(block) <= 300 and block.endswith("[truncated]")
+
+
 def test_option_combinations_checked(env: Env) -> None:
     env.run("%%llm --to-dataframe\nx")
     env.run("%%llm -m a -m b --with cfg\nx")

@@ -27,13 +27,14 @@ def check_args(args: PromptArgs, usage_error: Callable[[str], Exception]) -> Non
         raise usage_error("--with, --image, --schema and --dry-run work with one model only")
 
 
-def chat_extras(args: PromptArgs, ns: Mapping[str, Any], shell: Any = None) -> dict[str, Any]:
+def chat_extras(args: PromptArgs, ns: Mapping[str, Any], shell: Any = None, *,
+                cap: int | None = None) -> dict[str, Any]:
     """``ws.chat`` keyword arguments for the context, images and schema options."""
     extras: dict[str, Any] = {}
     if args.with_:
-        from .context import resolve_many
+        from .context import DEFAULT_CAP, resolve_many
 
-        extras["context"] = resolve_many(args.with_, ns)
+        extras["context"] = resolve_many(args.with_, ns, cap=cap or DEFAULT_CAP)
     if args.images:
         from ._images import resolve_image
 

@@ -439,6 +439,11 @@ class LLMMagics(Magics):
         help="Record every call in the workspace history (%llm log); --no-log skips one call "
              "and VIAGENT_LOG=0 turns it off for the whole process.",
     )
+    context_cap = Int(
+        4000, config=True,
+        help="Characters at most per --with item (a DataFrame's description, a dict's JSON...); "
+             "a longer one is cut and marked [truncated].",
+    )
     stop_on_error = Bool(
         False, config=True,
         help="After showing an error or a cancelled answer, also end the cell with a one-line "
@@ -552,7 +557,7 @@ class LLMMagics(Magics):
                 *history, {"role": "user", "content": prompt}]
             from ._magic_context import chat_extras, show_dry_run
 
-            extras = chat_extras(args, self._ip.user_ns, self._ip)
+            extras = chat_extras(args, self._ip.user_ns, self._ip, cap=self.context_cap)
             if args.dry_run:
                 return show_dry_run(self, messages, pid, args, extras)
             with recording(source="magic", log=keep, thread=thread):
