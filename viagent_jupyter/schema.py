@@ -127,6 +127,7 @@ class ProviderConfig(BaseModel):
     # set by the administrator's layer (admin.py), never stored with a user's provider
     managed: bool = False
     managed_by: str | None = None
+    key_notice: str | None = None  # why a stored key was cleared (its origin/type changed)
 
     @field_validator("id")
     @classmethod
