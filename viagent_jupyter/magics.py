@@ -53,7 +53,7 @@ import re
 import shlex
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -70,7 +70,10 @@ from ._display import (
     LLMResult,
     StreamDisplay,
     Table,
+    clip,
+    clip_for_display,
     output_class,
+    utf8_size,
 )
 
 if TYPE_CHECKING:
@@ -78,8 +81,8 @@ if TYPE_CHECKING:
     from .chat import ChatStream
     from .errors import ViagentError
 
-__all__ = ["LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs", "interpolate", "load",
-           "unload"]
+__all__ = ["InterpolationRefused", "LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs",
+           "interpolate", "load", "unload"]
 
 # -- interpolation ---------------------------------------------------------------------------
 
@@ -91,44 +94,118 @@ _INT = re.compile(r"-?\d+")
 _MISSING = object()
 
 
+class InterpolationRefused(ValueError):
+    """A ``{field}`` of a prompt that must not be filled in (one line, naming it)."""
+
+
+def _is_environ(obj: object) -> bool:
+    import os
+
+    return obj is os.environ or obj is getattr(os, "environb", None) or \
+        isinstance(obj, os._Environ)
+
+
+def _attribute(obj: object, attr: str, field: str) -> object:
+    """``obj.attr`` as plain data only: an instance ``__dict__`` entry, a ``__slots__`` value
+    or a plain class attribute. No getter runs: properties and other descriptors (and
+    ``__getattr__``) are refused, or missing."""
+    import types
+
+    owner = next((vars(k) for k in type(obj).__mro__ if attr in vars(k)), None)
+    found = owner[attr] if owner is not None else _MISSING
+    kind = type(found)
+    if found is not _MISSING and (hasattr(kind, "__set__") or hasattr(kind, "__delete__")):
+        if kind is types.MemberDescriptorType:  # a __slots__ value: plain data
+            try:
+                return found.__get__(obj, type(obj))
+            except AttributeError:
+                return _MISSING
+        raise InterpolationRefused(
+            f"{{{field}}}: '{attr}' is a property (code that would run), not plain data; "
+            "compute the value into a variable first.")
+    try:
+        inst = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        inst = None
+    if isinstance(inst, Mapping) and attr in inst:
+        return inst[attr]
+    if found is _MISSING:
+        return _MISSING
+    if hasattr(kind, "__get__"):
+        raise InterpolationRefused(
+            f"{{{field}}}: '{attr}' is a method or descriptor, not plain data; compute the "
+            "value into a variable first.")
+    return found
+
+
 def _lookup(field: str, namespace: Mapping[str, Any]) -> object:
-    """Resolve ``name(.attr|[key])*`` with attribute/item lookups only; _MISSING if not."""
+    """Resolve ``name(.attr|[key])*`` over plain data only; _MISSING if not found."""
     name = re.match(_NAME, field)
     assert name is not None
     if name.group(0) not in namespace:
         return _MISSING
     obj = namespace[name.group(0)]
+    for part in _PART.finditer(field, name.end()):
+        if _is_environ(obj):
+            break
+        attr, key = part.group(1), part.group(2)
+        if attr is not None:
+            if attr.startswith("_"):
+                return _MISSING  # no dunder/private walks (obj.__class__.__init__...)
+            obj = _attribute(obj, attr, field)
+            if obj is _MISSING:
+                return _MISSING
+            continue
+        key = key.strip()
+        index: object
+        if _INT.fullmatch(key):
+            index = int(key)
+        elif len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
+            index = key[1:-1]
+        else:
+            index = key
+        try:
+            obj = obj[index]  # type: ignore[index]
+        except Exception:  # a failed lookup leaves the field as text
+            return _MISSING
+    if _is_environ(obj):
+        raise InterpolationRefused(
+            f"{{{field}}}: the environment (os.environ) is never put into a prompt: it holds "
+            "secrets.")
     try:
-        for part in _PART.finditer(field, name.end()):
-            attr, key = part.group(1), part.group(2)
-            if attr is not None:
-                if attr.startswith("_"):
-                    return _MISSING  # no dunder/private walks (obj.__class__.__init__...)
-                obj = getattr(obj, attr)
-            else:
-                key = key.strip()
-                index: object
-                if _INT.fullmatch(key):
-                    index = int(key)
-                elif len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
-                    index = key[1:-1]
-                else:
-                    index = key
-                obj = obj[index]
         return str(obj)
-    except Exception:  # a failed lookup (or a property that raises) leaves the field as text
+    except Exception:
         return _MISSING
 
 
-def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
+def _provider_keys() -> set[str]:
+    """Every key this process knows: handled ones and those in the providers' variables."""
+    import os
+
+    from .errors import known_secrets
+    from .schema import ENV_KEYS
+
+    keys = set(known_secrets())
+    keys.update(v for names in ENV_KEYS.values() for n in names if (v := os.environ.get(n)))
+    return {k for k in keys if len(k) >= 8}
+
+
+def interpolate(template: str, namespace: Mapping[str, Any],
+                secrets: Iterable[str] | None = None) -> str:
     """Fill ``{name}``, ``{name.attr}``, ``{name[0]}`` fields from ``namespace``.
 
     Unknown names, failed lookups, ``_private`` attributes and anything in braces that is not
     such a field (code, JSON, ``{x:>3}``) stay exactly as written. ``{{`` gives ``{``, and a
-    ``}}`` closing it gives ``}`` (a lone ``}}``, as at the end of nested JSON, stays)."""
+    ``}}`` closing it gives ``}`` (a lone ``}}``, as at the end of nested JSON, stays).
+
+    Refused with :class:`InterpolationRefused` (one line naming the field): ``os.environ``,
+    a property or other getter (``{x.prop}`` runs no code), and any value holding a known
+    provider key (``secrets``; default: every key this process handled or can read from
+    the providers' environment variables)."""
     out: list[str] = []
     pos = 0
     open_escapes = 0
+    keys: set[str] | None = None
     for m in _TOKEN.finditer(template):
         out.append(template[pos:m.start()])
         pos = m.end()
@@ -144,7 +221,16 @@ def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
                 out.append("}}")
         else:
             value = _lookup(m.group(1), namespace)
-            out.append(token if value is _MISSING else str(value))
+            if value is _MISSING:
+                out.append(token)
+                continue
+            if keys is None:
+                keys = _provider_keys() if secrets is None else set(secrets)
+            text = str(value)
+            if any(k in text for k in keys if k):
+                raise InterpolationRefused(
+                    f"{token}: its value holds an API key; a key is never put into a prompt.")
+            out.append(text)
     out.append(template[pos:])
     return "".join(out)
 
@@ -246,9 +332,18 @@ def _positive_int(value: str) -> int:
     return n
 
 
+# Names the kernel itself relies on: -o must not overwrite them.
+_RESERVED_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
+                             "_ih", "_oh", "_dh", "_i", "_ii", "_iii"})
+
+
 def _variable(value: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a valid variable name")
+    if not value.isidentifier() or keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a valid variable name")
+    if (value.startswith("__") and value.endswith("__")) or value in _RESERVED_NAMES or \
+            re.fullmatch(r"_(i|ii|iii|)\d+", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is reserved by IPython or Python; choose another variable name")
     return value
 
 
@@ -399,6 +494,16 @@ class LLMMagics(Magics):
         help="Record every call in the workspace history (%llm log); --no-log skips one call "
              "and VIAGENT_LOG=0 turns it off for the whole process.",
     )
+    display_max_bytes = Int(
+        4_000_000, config=True,
+        help="Most bytes of an answer shown in the cell's output (the rest is cut with a "
+             "'display truncated' mark; the full text stays in _llm / -o). 0: no cap.",
+    )
+    result_max_bytes = Int(
+        64_000_000, config=True,
+        help="Most bytes of an answer kept in _llm / -o: a longer answer is stopped there "
+             "(its connection closed) and marked. 0: no cap.",
+    )
     stop_on_error = Bool(
         False, config=True,
         help="After showing an error or a cancelled answer, also end the cell with a one-line "
@@ -490,7 +595,11 @@ class LLMMagics(Magics):
             raise UsageError("%%llm needs a prompt: write it in the cell body below the "
                              "%%llm line (or %llm PROMPT on one line).")
         body = body.strip("\r\n").rstrip()  # surrounding blank lines are not the prompt
-        prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
+        try:
+            prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
+        except InterpolationRefused as exc:
+            raise UsageError(f"Not sent: {exc} (--no-interpolate sends braces as written)") \
+                from None
         fmt = args.format or self.default_format
         if args.targets:
             return self._compare(args, prompt, fmt)
@@ -538,18 +647,28 @@ class LLMMagics(Magics):
         from .errors import ViagentError
 
         make = output_class(fmt)
+        display_cap = self.display_max_bytes if self.display_max_bytes > 0 else None
+        result_cap = self.result_max_bytes if self.result_max_bytes > 0 else None
 
         def render(text: str) -> Bundle:
             footer = Footer(label, stream.model, elapsed=stream.elapsed, status="streaming")
-            return make(text, footer, final=False)._repr_mimebundle_()
+            return make(clip_for_display(text, display_cap), footer,
+                        final=False)._repr_mimebundle_()
 
         view = StreamDisplay(self._publish, render, interval=self.update_interval,
                              bytes_per_second=self.update_bytes_per_second) if live else None
         error: ViagentError | None = None
+        size = 0
+        truncated_at: int | None = None
         try:
             if view is not None:
                 view.start()
             for delta in stream:
+                size += utf8_size(delta)
+                if result_cap is not None and size > result_cap:
+                    truncated_at = result_cap
+                    stream.close()  # stop the answer (and its memory) at the cap
+                    break
                 if view is not None:
                     view.add(delta)
         except KeyboardInterrupt:
@@ -558,10 +677,14 @@ class LLMMagics(Magics):
             stream.close()
         except ViagentError as exc:
             error = exc
+        text = stream.partial_text
+        if truncated_at is not None:
+            text = clip(text, truncated_at)[0]
         result = LLMResult(
-            text=stream.partial_text, provider=stream.provider, model=stream.model, label=label,
+            text=text, provider=stream.provider, model=stream.model, label=label,
             format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
-            elapsed=stream.elapsed, error=error,
+            elapsed=stream.elapsed, error=error, display_max_bytes=display_cap,
+            truncated_at=truncated_at,
         )
         bundle = result._repr_mimebundle_()
         if view is not None:
@@ -775,8 +898,11 @@ class LLMMagics(Magics):
             return
         cfg = ws.providers.set_key(cfg.id, secret, persist=not session)
         del secret
-        where = "held for this session only" if session else "stored encrypted"
-        print(f"Key for '{cfg.id}' {where} ({cfg.api_key_hint}).")
+        if session:
+            print(f"Key for '{cfg.id}' held for this session only ({cfg.api_key_hint}).")
+        else:
+            print(f"Key for '{cfg.id}' stored encrypted ({cfg.api_key_hint}); the master key "
+                  f"is in {ws.vault.location()}.")
 
     def _cmd_reset(self, argv: list[str]) -> None:
         if len(argv) > 1:

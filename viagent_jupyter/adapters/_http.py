@@ -136,11 +136,31 @@ def user_agent() -> str:
     return f"viagent-jupyter/{version or '0'}"
 
 
+class _Client(httpx.Client):
+    """Never an environment proxy for loopback: a key to a local server must not travel in
+    clear text to (or through) a proxy. Other hosts follow ``HTTP(S)_PROXY``/``NO_PROXY``."""
+
+    def _transport_for_url(self, url: httpx.URL) -> httpx.BaseTransport:
+        if is_loopback(url.host):
+            return self._transport
+        return super()._transport_for_url(url)
+
+
+class _AsyncClient(httpx.AsyncClient):
+    """The async twin of :class:`_Client`."""
+
+    def _transport_for_url(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        if is_loopback(url.host):
+            return self._transport
+        return super()._transport_for_url(url)
+
+
 def make_client(*, transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """A pooled client: no redirects followed, proxies and CA bundle from the environment
-    (``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``...), our User-Agent. Timeouts are set
-    per request by :func:`stream`."""
-    return httpx.Client(
+    (``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``...) except that loopback hosts
+    (127.0.0.0/8, ``localhost``, ``[::1]``) never go through a proxy; our User-Agent.
+    Timeouts are set per request by :func:`stream`."""
+    return _Client(
         follow_redirects=False,
         trust_env=True,
         limits=_LIMITS,
@@ -152,7 +172,7 @@ def make_client(*, transport: httpx.BaseTransport | None = None) -> httpx.Client
 
 def make_async_client(*, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The async twin of :func:`make_client`."""
-    return httpx.AsyncClient(
+    return _AsyncClient(
         follow_redirects=False,
         trust_env=True,
         limits=_LIMITS,
