@@ -17,17 +17,16 @@ import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+from _util import PLANTED_KEY
 
 import viagent_jupyter as vj
 from viagent_jupyter.db import DB_NAME
 from viagent_jupyter.errors import CredentialError, StorageError
 from viagent_jupyter.testing import FakeProviderServer, Scripted
-
-from _util import PLANTED_KEY
 
 KEY = PLANTED_KEY
 
@@ -258,7 +257,7 @@ def test_item03_missing_parents_are_made_0700_under_umask_000(
 # -- 4. loopback never goes through an environment proxy -----------------------------------
 
 class _Proxy(BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
     def _any(self) -> None:
         type(self).hits.append(f"{self.command} {self.path} {dict(self.headers)}")
@@ -517,9 +516,8 @@ def test_item16_dangling_symlinked_key_file_is_a_credential_error(home: Path,
     (home / "keys").mkdir(parents=True, mode=0o700)
     os.chmod(home, 0o700)
     (home / "keys" / "master.key").symlink_to(tmp_path / "nowhere")
-    with vj.Workspace(home=home) as ws:
-        with pytest.raises(CredentialError, match="symbolic link"):
-            ws.providers.create(id="a", provider_type="openai", api_key=KEY)
+    with vj.Workspace(home=home) as ws, pytest.raises(CredentialError, match="symbolic link"):
+        ws.providers.create(id="a", provider_type="openai", api_key=KEY)
     assert not (tmp_path / "nowhere").exists()
 
 

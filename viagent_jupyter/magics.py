@@ -112,7 +112,7 @@ def _attribute(obj: object, attr: str, field: str) -> object:
     import types
 
     owner = next((vars(k) for k in type(obj).__mro__ if attr in vars(k)), None)
-    found = owner[attr] if owner is not None else _MISSING
+    found: Any = owner[attr] if owner is not None else _MISSING
     kind = type(found)
     if found is not _MISSING and (hasattr(kind, "__set__") or hasattr(kind, "__delete__")):
         if kind is types.MemberDescriptorType:  # a __slots__ value: plain data
@@ -165,7 +165,7 @@ def _lookup(field: str, namespace: Mapping[str, Any]) -> object:
         else:
             index = key
         try:
-            obj = obj[index]  # type: ignore[index]
+            obj = obj[index]
         except Exception:  # a failed lookup leaves the field as text
             return _MISSING
     if _is_environ(obj):
