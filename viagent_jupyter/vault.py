@@ -350,8 +350,9 @@ class CredentialVault:
             return describe_source("env", self.key_path)
         source = self._source or self._db.get_meta("vault_source")
         if source is None:
-            return "not created yet (the first stored key creates it in the OS keyring if " \
-                   f"one answers, else in {self.key_path})"
+            where = f"the OS keyring if one answers, else the key file {self.key_path}" \
+                if self._keyring_enabled() else f"the key file {self.key_path}"
+            return f"not created yet (the first stored key creates it in {where})"
         return describe_source(source, self.key_path)
 
     def _check_recorded(self, conn: sqlite3.Connection, kid: str) -> None:
