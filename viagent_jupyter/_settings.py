@@ -67,12 +67,14 @@ def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class Settings:
     """``VIAGENT_CHAT_DEADLINE`` (seconds > 0), ``VIAGENT_MODELS_TTL`` (seconds >= 0),
-    ``VIAGENT_JOURNAL_MODE`` (``wal``/``delete``), ``VIAGENT_KEYRING`` (1/0)."""
+    ``VIAGENT_JOURNAL_MODE`` (``wal``/``delete``), ``VIAGENT_KEYRING`` and ``VIAGENT_LOG``
+    (1/0)."""
 
     chat_deadline: float = CHAT_DEADLINE_S
     models_ttl: float = MODELS_TTL_S
     journal_mode: str = "wal"
     keyring: bool = True
+    log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,4 +84,5 @@ class Settings:
             models_ttl=_seconds(env, "VIAGENT_MODELS_TTL", MODELS_TTL_S, zero_ok=True),
             journal_mode=_choice(env, "VIAGENT_JOURNAL_MODE", "wal", ("wal", "delete")),
             keyring=_flag(env, "VIAGENT_KEYRING", True),
+            log=_flag(env, "VIAGENT_LOG", True),
         )
