@@ -198,6 +198,22 @@ def test_item08_display_and_result_are_capped(k: Kernel, srv: FakeProviderServer
             "%config LLMMagics.result_max_bytes = 64000000")
 
 
+def test_item08_compare_columns_are_capped_too(k: Kernel, srv: FakeProviderServer) -> None:
+    pieces = ["y" * 999 + "\n" for _ in range(1000)]  # 1 MB per column
+    k.check("%config LLMMagics.display_max_bytes = 50000")
+    for _ in range(2):
+        srv.script("chat", Scripted(body=openai_body(pieces), content_type="text/event-stream",
+                                    chunks=65536))
+    res = k.run("%%llm -p big -m demo-small -m demo-large -f text\nhi", timeout=120)
+    assert res.error is None, res.error
+    shown = displays(res)
+    # two columns, each in text/plain and text/html
+    assert shown and max(len(json.dumps(o["data"])) for o in shown) < 4 * 50_000 + 10_000
+    assert shown[-1]["data"]["text/plain"].count("display truncated") == 2
+    assert k.check("print([len(r.text) for r in _llm])").strip() == "[1000000, 1000000]"
+    k.check("%config LLMMagics.display_max_bytes = 4000000")
+
+
 # -- 9. a lone surrogate in model output -------------------------------------------------------
 
 @pytest.mark.parametrize("protocol", sorted(BODIES))

@@ -554,6 +554,9 @@ class LLMMagics(Magics):
         comparison = Comparison(ws, prompt, targets, system=args.system,
                                 temperature=args.temperature, max_tokens=args.max_tokens,
                                 source="magic", log=self.log and args.log)
+        for column in comparison.columns:  # each column's display is capped like one answer
+            column.display_max_bytes = self.display_max_bytes if self.display_max_bytes > 0 \
+                else None
         live = args.stream and self._can_update()
         view = StreamDisplay(self._publish, lambda _text: comparison.bundle(fmt),
                              interval=self.update_interval,
