@@ -53,6 +53,25 @@ def _choice(env: Mapping[str, str], var: str, default: str, choices: tuple[str, 
     return raw
 
 
+def _host(env: Mapping[str, str], var: str) -> None:
+    """``OLLAMA_HOST``: ``host[:port]`` or an ``http(s)://`` URL (read where it is used)."""
+    from urllib.parse import urlsplit
+
+    raw = env.get(var, "").strip()
+    if not raw:
+        return
+    url = raw if "://" in raw else "http://" + raw
+    form = "host[:port] or an http(s):// URL, like localhost:11434"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise _bad(var, form) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or \
+            any(c.isspace() for c in raw):
+        raise _bad(var, form)
+
+
 def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
     raw = env.get(var, "").strip().lower()
     if not raw:
@@ -68,7 +87,7 @@ def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
 class Settings:
     """``VIAGENT_CHAT_DEADLINE`` (seconds > 0), ``VIAGENT_MODELS_TTL`` (seconds >= 0),
     ``VIAGENT_JOURNAL_MODE`` (``wal``/``delete``), ``VIAGENT_KEYRING`` and ``VIAGENT_LOG``
-    (1/0)."""
+    (1/0); ``OLLAMA_HOST`` is checked too (``host[:port]`` or an http(s) URL)."""
 
     chat_deadline: float = CHAT_DEADLINE_S
     models_ttl: float = MODELS_TTL_S
@@ -79,6 +98,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        _host(env, "OLLAMA_HOST")
         return cls(
             chat_deadline=_seconds(env, "VIAGENT_CHAT_DEADLINE", CHAT_DEADLINE_S, zero_ok=False),
             models_ttl=_seconds(env, "VIAGENT_MODELS_TTL", MODELS_TTL_S, zero_ok=True),
