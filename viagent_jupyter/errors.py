@@ -95,14 +95,28 @@ def _partial_spans(text: str, secret: str) -> Iterator[tuple[int, int]]:
             while (k + _GRAM + right < n and pos + _GRAM + right < len(text)
                    and text[pos + _GRAM + right] == secret[k + _GRAM + right]):
                 right += 1
-            if left + _GRAM + right >= PARTIAL_RUN:
-                yield pos - left, pos + _GRAM + right
+            start, end = pos - left, pos + _GRAM + right
+            if end - start >= PARTIAL_RUN and not _word(text[start:end]):
+                yield start, end
             pos = text.find(gram, pos + 1)
 
 
+def _word(run: str) -> bool:
+    """A run of lowercase letters only ("anthropic", "environment"): in a message that is an
+    ordinary word, not a fragment of a random key (8 random base62 characters are all
+    lowercase letters about once in a thousand)."""
+    return run.isascii() and run.isalpha() and run.islower()
+
+
+def _key_like(secret: str) -> bool:
+    """Partial runs are looked for only in secrets shaped like keys (16+ characters, no
+    whitespace): a run of 8 characters of a random key is the key leaking, while 8 characters
+    of some phrase registered as a secret would blank out ordinary words."""
+    return len(secret) >= 2 * PARTIAL_RUN and not any(c.isspace() for c in secret)
+
+
 def _redact_partials(text: str, secrets: Iterable[str]) -> str:
-    spans = sorted(span for s in secrets if len(s) >= PARTIAL_RUN
-                   for span in _partial_spans(text, s))
+    spans = sorted(span for s in secrets if _key_like(s) for span in _partial_spans(text, s))
     if not spans:
         return text
     out: list[str] = []
@@ -118,7 +132,8 @@ def _redact_partials(text: str, secrets: Iterable[str]) -> str:
 
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove every known or given secret, any run of 8 or more characters of one (a
-    prefix, a suffix, a key with "..." inserted), and anything shaped like a provider key."""
+    prefix, a suffix, a key with "..." inserted; not a run that is only lowercase letters,
+    which is an ordinary word), and anything shaped like a provider key."""
     known = {s for s in (*secrets, *_KNOWN_SECRETS) if s and len(s) >= 4}
     for secret in known:
         if secret in text:
