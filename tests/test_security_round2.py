@@ -528,6 +528,7 @@ def test_item16_dangling_symlinked_key_file_is_a_credential_error(home: Path,
     ("VIAGENT_MODELS_TTL", "1h"), ("VIAGENT_MODELS_TTL", "-5"),
     ("VIAGENT_JOURNAL_MODE", "fast"), ("VIAGENT_KEYRING", "maybe"), ("VIAGENT_LOG", "2"),
     ("OLLAMA_HOST", "ftp://x"), ("OLLAMA_HOST", "localhost:99999"),
+    ("VIAGENT_PRICES_URL", "prices.example/list"),
 ])
 def test_also_environment_settings_are_checked_when_the_workspace_is_built(
     home: Path, monkeypatch: pytest.MonkeyPatch, var: str, value: str

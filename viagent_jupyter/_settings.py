@@ -72,6 +72,23 @@ def _host(env: Mapping[str, str], var: str) -> None:
         raise _bad(var, form)
 
 
+def _url_or_off(env: Mapping[str, str], var: str) -> None:
+    """``VIAGENT_PRICES_URL``: an http(s) URL, or ``off``/``none`` (read where it is used)."""
+    from urllib.parse import urlsplit
+
+    raw = env.get(var, "").strip()
+    if not raw or raw.lower() in ("off", "none"):
+        return
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or \
+            any(c.isspace() for c in raw):
+        raise _bad(var, "an http(s):// URL, or off")
+
+
 def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
     raw = env.get(var, "").strip().lower()
     if not raw:
@@ -87,7 +104,8 @@ def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
 class Settings:
     """``VIAGENT_CHAT_DEADLINE`` (seconds > 0), ``VIAGENT_MODELS_TTL`` (seconds >= 0),
     ``VIAGENT_JOURNAL_MODE`` (``wal``/``delete``), ``VIAGENT_KEYRING`` and ``VIAGENT_LOG``
-    (1/0); ``OLLAMA_HOST`` is checked too (``host[:port]`` or an http(s) URL)."""
+    (1/0); ``OLLAMA_HOST`` (``host[:port]`` or an http(s) URL) and ``VIAGENT_PRICES_URL`` (a URL
+    or ``off``) are checked too."""
 
     chat_deadline: float = CHAT_DEADLINE_S
     models_ttl: float = MODELS_TTL_S
@@ -99,6 +117,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         _host(env, "OLLAMA_HOST")
+        _url_or_off(env, "VIAGENT_PRICES_URL")
         return cls(
             chat_deadline=_seconds(env, "VIAGENT_CHAT_DEADLINE", CHAT_DEADLINE_S, zero_ok=False),
             models_ttl=_seconds(env, "VIAGENT_MODELS_TTL", MODELS_TTL_S, zero_ok=True),
