@@ -231,6 +231,17 @@ def test_item09_lone_surrogate_in_output_through_chat(ws: Any, srv: FakeProvider
     s.text.encode("utf-8")  # encodable: display, storage and the next request work
 
 
+def test_item09_lone_surrogate_in_a_prompt_is_sent_replaced(ws: Any,
+                                                            srv: FakeProviderServer) -> None:
+    """The other direction: a prompt holding one (e.g. a variable filled in from text that
+    had a ``\\ud800`` escape) is sent with U+FFFD instead of an untyped UnicodeEncodeError."""
+    ws.providers.create(id="in-sur", provider_type="ollama", base_url=srv.url_for("ollama"),
+                        default_model="demo-small")
+    s = ws.chat("a\ud800b", provider="in-sur").wait()
+    assert s.finish_reason == "stop"
+    assert srv.requests[-1].json["messages"][-1]["content"] == "a\ufffdb"
+
+
 def test_item09_lone_surrogate_through_the_magic(k: Kernel, srv: FakeProviderServer) -> None:
     srv.script("chat", Scripted(body=openai_body(["a\ud800b"]), content_type="text/event-stream"))
     res = k.run("%%llm -p big\nhi")

@@ -50,6 +50,7 @@ import errno
 import ipaddress
 import logging
 import random
+import re
 import socket
 import ssl
 import sys
@@ -207,6 +208,22 @@ def is_loopback(host: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.is_loopback
     return ip.is_loopback
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable_json(value: object) -> object:
+    """``value`` with every lone surrogate (which UTF-8 cannot encode: a prompt built from
+    ``"\\ud800"`` text) replaced by U+FFFD; unchanged objects are returned as they are."""
+    if isinstance(value, str):
+        return value if value.isascii() or not _SURROGATE.search(value) else \
+            _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {k: encodable_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable_json(v) for v in value]
+    return value
 
 
 def carries_key(headers: Mapping[str, str], url: httpx.URL) -> bool:
@@ -481,7 +498,8 @@ class _Call:
         log.debug("%s %s: attempt %d/%d", self.request.method, self.log_url, self.retries + 1,
                   self.max_retries + 1)
         return client.build_request(self.request.method, self.url, headers=self.request.headers,
-                                    json=self.request.json, timeout=self.timeouts())
+                                    json=encodable_json(self.request.json),
+                                    timeout=self.timeouts())
 
     def accept(self, response: httpx.Response) -> bool:
         """Log the answer; ``True`` when it is a 2xx to stream."""
