@@ -205,3 +205,20 @@ def test_display_recorder_gives_last_and_cell_images() -> None:
     with pytest.raises(ConfigValidationError, match="Cell 6"):
         resolve_image("Out[6]", {"Out": {}}, rec)
     assert sniff(b"nope") is None
+
+
+def test_no_heavy_imports_until_used(tmp_path: object) -> None:
+    """Loading the modules of the notebook-as-context feature imports none of pandas, polars,
+    numpy, matplotlib or PIL (they are detected by type(obj).__module__)."""
+    import json
+    import subprocess
+
+    code = ("import sys, json\n"
+            "import viagent_jupyter.context, viagent_jupyter._images, "
+            "viagent_jupyter._structured, viagent_jupyter._attachments, "
+            "viagent_jupyter._magic_context, viagent_jupyter._dryrun\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pandas', 'polars', 'numpy', 'matplotlib', 'PIL'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert json.loads(out) == []

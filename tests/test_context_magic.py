@@ -175,3 +175,20 @@ ws.providers.select("f")
         k.check("%llm fix")
         sent = server.requests[-1].json["messages"][-1]["content"]
         assert "ZeroDivisionError: division by zero" in sent
+
+
+def test_structured_json_shows_live_while_streaming(env: Env) -> None:
+    """The partial JSON is on screen before the answer ends (the stream is paced)."""
+    from test_magics import sse_script
+
+    env.run(SETUP)
+    env.magics.update_interval = 0.01
+    try:
+        env.srv.script("chat", sse_script(['{"name": "Ly', 'on", "popul', 'ation": 5}'],
+                                          delay=0.3))
+        env.run("%%llm --schema City\nA city")
+    finally:
+        env.magics.update_interval = 0.05
+    partial = [c.data["text/plain"] for c in env.pub.calls if c.update]
+    assert any(t.startswith('{"name": "Ly') and "population" not in t for t in partial), partial
+    assert repr(env.shell.user_ns["_llm"].value) == "City(name='Lyon', population=5)"

@@ -271,3 +271,19 @@ def test_anthropic_recorded_tool_input_stream_is_json_text(ws: Any,
     s = ws.chat("A city", provider=pid, schema=City)
     assert s.value == City(name="Lyon", population=522000)
     assert s.finish_reason == "stop" and s.usage.completion_tokens == 12
+
+
+def test_anthropic_whole_json_message_with_the_forced_tool(ws: Any,
+                                                           server: FakeProviderServer) -> None:
+    """A server answering the streamed request with one JSON ``message`` (content: the
+    ``tool_use`` block) is read the same way."""
+    import json
+
+    msg = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+           "content": [{"type": "tool_use", "id": "t", "name": "City",
+                        "input": {"name": "Oslo", "population": 700000}}],
+           "stop_reason": "tool_use", "usage": {"input_tokens": 9, "output_tokens": 9}}
+    pid = _add(ws, server, "anthropic")
+    server.script("chat", Scripted(body=json.dumps(msg), content_type="application/json"))
+    s = ws.chat("A city", provider=pid, schema=City)
+    assert s.value == City(name="Oslo", population=700000) and s.finish_reason == "stop"
