@@ -52,9 +52,10 @@ class OutputSchema:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
+            start = " ".join(text.split())[:80]
             raise ProviderResponseError(
-                f"The structured answer is not valid JSON ({exc.msg} at position {exc.pos}); "
-                "retry, or use --repair.", provider, model) from None
+                f"The structured answer is not valid JSON ({exc.msg} at position {exc.pos}; "
+                f"it starts {start!r}): retry, or use --repair.", provider, model) from None
         data = _drop_added_nulls(data, self.schema)
         if self.wrapped:
             if not isinstance(data, dict) or WRAP_KEY not in data:
