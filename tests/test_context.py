@@ -60,6 +60,12 @@ def test_ten_million_rows_described_in_bounded_memory_without_materialising() ->
     assert peak < frame_bytes / 4
 
 
+def test_series_and_empty_frame() -> None:
+    text = ctx.describe(pd.Series([1.0, None], name="s")).text
+    assert text.startswith("pandas Series, shape 2 rows\n") and "s: 1" in text
+    assert "0 rows × 0 columns" in ctx.describe(pd.DataFrame()).text
+
+
 def test_polars_dataframe_and_lazyframe() -> None:
     df = pl.DataFrame({"a": [1, None, 3], "b": ["x", "y", "z"]})
     text = ctx.describe(df, "p").text

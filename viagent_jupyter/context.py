@@ -123,7 +123,8 @@ def _describe_pandas(df: Any) -> str:
 
 
 def _describe_pandas_series(s: Any) -> str:
-    return _describe_pandas(s.to_frame(name=s.name if s.name is not None else "value"))
+    text = _describe_pandas(s.to_frame(name=s.name if s.name is not None else "value"))
+    return "pandas Series" + text.removeprefix("pandas DataFrame").replace(" × 1 columns", "", 1)
 
 
 def _describe_polars(df: Any) -> str:
