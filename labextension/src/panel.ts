@@ -13,11 +13,29 @@ import { formatCost, formatInt, LLMModel } from './model';
 type Fields = Record<string, unknown>;
 
 const KEY_SOURCES: Record<string, string> = {
-  stored: 'Key stored (encrypted)',
-  session: 'Key held for this session',
-  environment: 'Key from the environment',
+  stored: 'Key stored',
+  session: 'Session key',
+  environment: 'Key from environment',
   none: 'No key'
 };
+const KEY_STATES: Record<string, string> = {
+  stored: 'Stored, encrypted',
+  session: 'Held for this session only',
+  environment: 'From the environment',
+  none: 'No key'
+};
+
+function plural(n: number | undefined, word: string): string {
+  return `${formatInt(n)} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function when(iso: string): string {
+  const d = new Date(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  return today
+    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+}
 
 function describeError(error: unknown): string {
   if (error instanceof ApiError) {
@@ -120,9 +138,12 @@ export class LLMPanel extends Widget {
   private _list = h('ul', { class: 'jp-viagent-list', 'aria-label': 'LLM providers' });
   private _status = new Notice();
   private _form = h('div', { class: 'jp-viagent-form-area' });
+  private _add: HTMLButtonElement;
   private _editing: string | null = null;
   private _editingVersion = -1;
   private _dirty = false;
+  /** A key message that outlives the editor's redraw its own save causes. */
+  private _keyMessage: { id: string; text: string; kind: 'ok' | 'error' } | null = null;
 
   constructor(private _model: LLMModel) {
     super();
@@ -131,8 +152,10 @@ export class LLMPanel extends Widget {
     const addButton = button('Add', () => this.openAdd(), {
       class: 'jp-viagent-button jp-mod-accept',
       title: 'Add a provider',
-      'data-action': 'add'
+      'data-action': 'add',
+      disabled: true
     });
+    this._add = addButton;
     this.node.append(
       h(
         'header',
@@ -166,6 +189,7 @@ export class LLMPanel extends Widget {
       this._status.clear();
     }
     this._renderUsage();
+    this._add.disabled = !state || !this._model.schema; // the form needs the provider types
     this._list.replaceChildren();
     if (!state) {
       this._list.append(h('li', { class: 'jp-viagent-empty', text: 'Loading…' }));
@@ -200,8 +224,8 @@ export class LLMPanel extends Widget {
     const tokens = (t.prompt_tokens ?? 0) + (t.completion_tokens ?? 0);
     this._usage.append(
       h('span', { class: 'jp-viagent-usage-period', text: usage.period === 'today' ? 'Today' : 'All time' }),
-      h('span', { text: `${formatInt(t.requests)} requests` }),
-      h('span', { text: `${formatInt(tokens)} tokens` }),
+      h('span', { text: plural(t.requests, 'request') }),
+      h('span', { text: plural(tokens, 'token') }),
       h('span', { text: formatCost(t.cost) })
     );
     this._usage.title =
@@ -229,7 +253,7 @@ export class LLMPanel extends Widget {
       h('span', {
         class: `jp-viagent-row-key ${p.has_api_key ? '' : 'jp-mod-missing'}`,
         text: p.has_api_key
-          ? `${KEY_SOURCES[p.key_source] ?? 'Key'} ${p.api_key_hint ?? ''}`.trim()
+          ? `${KEY_SOURCES[p.key_source] ?? 'Key'} · ${p.api_key_hint ?? ''}`
           : this._needsKey(p)
             ? 'No API key'
             : 'No key needed'
@@ -450,12 +474,18 @@ export class LLMPanel extends Widget {
       });
       settingFields.push(new Field(s.name, s.label, el));
     }
-    const key = new Field('api_key', 'API key', input({ type: 'password', autocomplete: 'off', placeholder: p.has_api_key ? 'type a new key to replace it' : 'paste the key', 'data-field': 'api_key' }));
-    const keyState = h('div', {
-      class: `jp-viagent-key-state${p.has_api_key ? '' : ' jp-mod-missing'}`,
-      text: p.has_api_key ? `${KEY_SOURCES[p.key_source] ?? 'Key'}: ${p.api_key_hint ?? ''}` : 'No key stored'
-    });
+    const key = new Field('api_key', p.has_api_key ? 'Replace the key' : 'API key', input({ type: 'password', autocomplete: 'off', placeholder: p.has_api_key ? 'new key' : 'paste the key', 'data-field': 'api_key' }));
+    const keyState = h(
+      'div',
+      { class: `jp-viagent-key-state${p.has_api_key ? '' : ' jp-mod-missing'}` },
+      h('span', { text: p.has_api_key ? KEY_STATES[p.key_source] ?? 'Key' : this._needsKey(p) ? 'No key yet' : 'None needed' }),
+      p.has_api_key ? h('code', { class: 'jp-viagent-key-hint', text: p.api_key_hint ?? '' }) : null
+    );
     const keyNotice = new Notice();
+    if (this._keyMessage?.id === p.id) {
+      keyNotice.show(this._keyMessage.text, this._keyMessage.kind);
+      this._keyMessage = null;
+    }
     const saveKey = async () => {
       const el = key.control as HTMLInputElement;
       const value = el.value;
@@ -464,7 +494,9 @@ export class LLMPanel extends Widget {
       try {
         await api.setKey(p.id, value);
         keyNotice.show('Key stored.', 'ok');
+        this._keyMessage = { id: p.id, text: 'Key stored.', kind: 'ok' };
         await this._model.reload();
+        this._keyMessage = null; // shown by the redraw, or still in this form
       } catch (error) {
         applyErrors(error, [key], keyNotice);
       }
@@ -484,6 +516,7 @@ export class LLMPanel extends Widget {
             try {
               await api.removeKey(p.id);
               keyNotice.show('Key removed.', 'ok');
+              this._keyMessage = { id: p.id, text: 'Key removed.', kind: 'ok' };
               await this._model.reload();
             } catch (error) {
               keyNotice.show(describeError(error), 'error');
@@ -558,10 +591,11 @@ export class LLMPanel extends Widget {
       h(
         'div',
         { class: 'jp-viagent-form-head' },
-        h('h3', { class: 'jp-viagent-subtitle', text: p.label }),
+        h('h3', { class: 'jp-viagent-subtitle', text: p.name || p.id }),
         button('Close', () => this.closeForm(), { class: 'jp-viagent-button jp-mod-minimal', title: 'Close the editor' })
       ),
-      h('div', { class: 'jp-viagent-hint', text: p.endpoint }),
+      h('div', { class: 'jp-viagent-hint jp-viagent-endpoint', title: p.endpoint },
+        `${typeOf(this._model.schema, p.provider_type)?.label ?? p.provider_type} · ${p.id} · ${p.endpoint}`),
       h('div', { class: 'jp-viagent-stale jp-viagent-notice', 'data-kind': 'info' }),
       notice.el,
       name.row,
@@ -596,14 +630,14 @@ export class LLMPanel extends Widget {
     datalist.replaceChildren(
       ...list.models.map(m => h('option', { value: m.id, text: m.name && m.name !== m.id ? m.name : '' }))
     );
-    const parts = [`${formatInt(list.count)} models`];
+    const parts = [plural(list.count, 'model')];
     if (list.refreshed || list.added.length || list.removed.length) {
       parts.push(list.added.length || list.removed.length
         ? `+${list.added.length} new, −${list.removed.length} gone`
         : 'no change');
     }
     if (list.fetched_at) {
-      parts.push(`fetched ${new Date(list.fetched_at).toLocaleString()}`);
+      parts.push(`fetched ${when(list.fetched_at)}`);
     }
     if (list.stale) {
       parts.push('(stale: the provider did not answer)');

@@ -197,7 +197,7 @@ def test_the_sidebar_opens_and_stays_in_sync_with_an_inline_panel(lab: Lab, home
                          "    ws.providers.create(id=pid, provider_type='ollama',\n"
                          "                        name=pid.title())\n"
                          "ws.providers.select('one')"),
-        "vj.sidebar()",
+        "vj.sidebar(mode='sidecar')",  # the sidecar fallback (the lab extension has its own)
         "vj.panel()",
     ])
     lab.start()
