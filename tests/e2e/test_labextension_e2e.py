@@ -8,10 +8,14 @@ every kernel use it, as a user's would. Tests use distinct provider ids.
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from _lab import ARTIFACTS as REPO_ARTIFACTS
 from _lab import REPORT, FakeProvider, Lab
 
 pytestmark = pytest.mark.e2e
@@ -304,3 +308,106 @@ def test_notebook7_smoke(lab: Lab, fake_provider: FakeProvider) -> None:
     lab.screenshot("labext-notebook7")
     errors = [c for c in lab.console_errors() if "viagent" in c.lower()]
     assert not errors, errors
+
+
+# -- the built wheel, installed into a fresh venv ---------------------------------------------
+@pytest.mark.slow
+def test_the_built_wheel_installs_both_extensions_and_lab_shows_the_sidebar(
+        browser: Any, tmp_path: Path) -> None:
+    """sdist -> wheel (proves the sdist carries both front ends: the wheel build from it runs
+    no npm and checks they are there) -> a fresh venv -> `jupyter labextension list`,
+    `jupyter server extension list` -> JupyterLab in Chromium shows the LLM sidebar.
+
+    The fresh venv gets the wheel with ``--no-deps``; its dependencies come from this test
+    venv's site-packages through a ``.pth`` line (no download, no minutes of installing). That
+    directory's own ``.pth`` files are not processed, so this checkout's editable install stays
+    invisible: the package, the lab extension and the server config all come from the wheel
+    (asserted below). Only JupyterLab's core assets are borrowed (``JUPYTERLAB_DIR``)."""
+    import site
+    import subprocess
+    import sys
+    import sysconfig
+
+    repo = Path(__file__).resolve().parents[2]
+    dist = tmp_path / "dist"
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(dist), str(repo)],
+                   check=True, capture_output=True)
+    sdist = next(dist.glob("*.tar.gz"))
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PATH"}
+    env["HATCH_JUPYTER_BUILDER_SKIP_NPM"] = "1"  # from the sdist: nothing to build
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
+                    str(sdist)], check=True, capture_output=True, env=env)
+    wheel = next(dist.glob("*.whl"))
+    built = time.monotonic() - started
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "_deps_from_test_venv.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps",
+                    str(wheel)], check=True, capture_output=True)
+    # (run from tmp_path: from the checkout, `python -c` would import the checkout itself)
+    where = subprocess.run([py, "-c", "import viagent_jupyter; print(viagent_jupyter.__file__)"],
+                           check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    assert where.startswith(purelib), where  # the wheel's copy, not this checkout
+
+    dirs = tmp_path / "jupyter"
+    env.update(JUPYTER_CONFIG_DIR=str(dirs / "config"), JUPYTER_DATA_DIR=str(dirs / "data"),
+               JUPYTER_RUNTIME_DIR=str(dirs / "runtime"), JUPYTER_PLATFORM_DIRS="1",
+               VIAGENT_HOME=str(tmp_path / "home"), VIAGENT_KEYRING="0",
+               JUPYTERLAB_DIR=str(Path(sysconfig.get_path("data")) / "share/jupyter/lab"))
+    labext = subprocess.run([py, "-m", "jupyterlab.labextensions", "list"], env=env,
+                            capture_output=True, text=True, check=True, cwd=tmp_path)
+    text = labext.stdout + labext.stderr
+    assert str(venv / "share/jupyter/labextensions") in text
+    assert "viagent-jupyter v" in text and "enabled" in text.split("viagent-jupyter v")[1][:40]
+    server = subprocess.run([py, "-m", "jupyter_server.extension.serverextension", "list"],
+                            env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+    text = server.stdout + server.stderr
+    assert str(venv / "etc/jupyter") in text
+    assert "viagent_jupyter" in text and "enabled" in text.split("viagent_jupyter")[1][:40]
+
+    root = tmp_path / "root"
+    root.mkdir()
+    token = "wheeltest" + str(os.getpid())
+    log = tmp_path / "lab.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [py, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+             "--ServerApp.port=0", f"--IdentityProvider.token={token}",
+             f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+    try:
+        deadline = time.monotonic() + 90
+        url = None
+        while url is None:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            for info in (dirs / "runtime").glob("jpserver-*.json"):
+                url = json.loads(info.read_text())["url"]
+            time.sleep(0.2)
+        page = browser.new_page()
+        try:
+            page.goto(f"{url}lab?token={token}")
+            tab = page.locator(f'.jp-SideBar li[data-id="{SIDEBAR[1:]}"]')
+            expect(tab).to_be_visible(timeout=60_000)
+            tab.click()
+            expect(page.locator(SIDEBAR)).to_contain_text("No providers yet", timeout=30_000)
+            expect(page.locator(STATUS)).to_contain_text("LLM")
+            lab_screenshot = REPO_ARTIFACTS / "labext-from-wheel.png"
+            lab_screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(lab_screenshot))
+        finally:
+            page.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    REPORT.append(f"sdist + wheel from it: {built:.1f} s; wheel {wheel.stat().st_size // 1024} KB")
