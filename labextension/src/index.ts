@@ -84,7 +84,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         try {
           await api.select(chosen.id);
           await model.reload();
-          Notification.success(`Now using ${chosen.label}.`, { autoClose: 3000 });
+          Notification.success(`Now using '${chosen.id}'.`, { autoClose: 3000 });
         } catch (error) {
           Notification.error(error instanceof ApiError ? error.message : 'Could not select it.');
         }
@@ -99,7 +99,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           Notification.info('Select an LLM provider first (LLM: Select provider…).');
           return;
         }
-        const id = Notification.emit(`Refreshing the models of ${p.label}…`, 'in-progress', {
+        const id = Notification.emit(`Refreshing the models of '${p.id}'…`, 'in-progress', {
           autoClose: false
         });
         try {
@@ -109,7 +109,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
             : 'no change';
           Notification.update({
             id,
-            message: `${p.label}: ${list.count} models (${diff}).`,
+            message: `'${p.id}': ${list.count} models (${diff}).`,
             type: list.stale ? 'warning' : 'success',
             autoClose: 5000
           });

@@ -251,7 +251,7 @@ export class LLMPanel extends Widget {
         `${typeOf(this._model.schema, p.provider_type)?.label ?? p.provider_type} · ${p.default_model ?? 'no default model'}`
       ),
       h('span', {
-        class: `jp-viagent-row-key ${p.has_api_key ? '' : 'jp-mod-missing'}`,
+        class: `jp-viagent-row-key${!p.has_api_key && this._needsKey(p) ? ' jp-mod-missing' : ''}`,
         text: p.has_api_key
           ? `${KEY_SOURCES[p.key_source] ?? 'Key'} · ${p.api_key_hint ?? ''}`
           : this._needsKey(p)
@@ -477,7 +477,7 @@ export class LLMPanel extends Widget {
     const key = new Field('api_key', p.has_api_key ? 'Replace the key' : 'API key', input({ type: 'password', autocomplete: 'off', placeholder: p.has_api_key ? 'new key' : 'paste the key', 'data-field': 'api_key' }));
     const keyState = h(
       'div',
-      { class: `jp-viagent-key-state${p.has_api_key ? '' : ' jp-mod-missing'}` },
+      { class: `jp-viagent-key-state${!p.has_api_key && this._needsKey(p) ? ' jp-mod-missing' : ''}` },
       h('span', { text: p.has_api_key ? KEY_STATES[p.key_source] ?? 'Key' : this._needsKey(p) ? 'No key yet' : 'None needed' }),
       p.has_api_key ? h('code', { class: 'jp-viagent-key-hint', text: p.api_key_hint ?? '' }) : null
     );

@@ -148,10 +148,10 @@ def test_a_key_typed_in_the_sidebar_is_stored_encrypted_and_never_comes_back(
     # replace it through the editor's write-only key field
     editor = panel.locator('form[aria-label^="Edit"]')
     expect(editor).to_be_visible()  # adding opens its editor
-    editor.get_by_label("API key").fill(KEY[::-1])
+    editor.get_by_label("Replace the key").fill(KEY[::-1])
     editor.locator('[data-action="save-key"]').click()
     expect(editor.locator(".jp-viagent-notice").filter(has_text="Key stored.")).to_be_visible()
-    expect(editor.get_by_label("API key")).to_have_value("")
+    expect(editor.get_by_label("Replace the key")).to_have_value("")
     lab.page.wait_for_timeout(1500)  # let the change feed answer once more
 
     bodies = []
@@ -236,6 +236,52 @@ def test_vj_sidebar_and_llm_sidebar_open_the_lab_sidebar(lab: Lab) -> None:
     expect(cells.nth(2).locator(".jp-viagent-sidebar-link")).to_contain_text("right sidebar")
     expect(lab.page.locator(SIDEBAR)).to_be_visible()
     assert not lab.console_errors(), lab.console_errors()
+
+
+def test_commands_keyboard_and_names_set_as_text(lab: Lab, fake_provider: FakeProvider) -> None:
+    from viagent_jupyter import Workspace
+
+    hostile = '<img src=x onerror="window.__pwned=1">'
+    with Workspace(home=lab.server.home) as ws:
+        ws.providers.create(id="cmd-a", provider_type="openai_compatible", name=hostile,
+                            base_url=fake_provider.url_for("openai_compatible"),
+                            default_model="demo-small")
+        ws.providers.create(id="cmd-b", provider_type="ollama", name="Bee")
+        ws.providers.select("cmd-a")
+    lab.start()
+    labels = lab.page.evaluate("""() => ['open-providers', 'select-provider', 'refresh-models']
+      .map(c => window.jupyterapp.commands.label('viagent:' + c))""")
+    assert labels == ["LLM: Open providers", "LLM: Select provider…", "LLM: Refresh models"]
+    lab.page.evaluate("() => window.jupyterapp.commands.execute('viagent:open-providers')")
+    panel = lab.page.locator(SIDEBAR)
+    expect(panel).to_be_visible()
+    name = row(panel, "cmd-a").locator(".jp-viagent-row-name")
+    expect(name).to_have_text(hostile)
+    assert row(panel, "cmd-a").locator("img").count() == 0
+    assert lab.page.evaluate("() => window.__pwned === undefined")
+
+    lab.page.evaluate("() => { window.jupyterapp.commands.execute('viagent:refresh-models'); }")
+    expect(lab.page.get_by_text("'cmd-a': 2 models (")).to_be_visible()
+
+    lab.page.evaluate("() => { window.jupyterapp.commands.execute('viagent:select-provider'); }")
+    dialog = lab.page.locator(".jp-Dialog")
+    dialog.locator("select").select_option(label="cmd-b — OLLAMA - Bee")
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(lab.page.locator(STATUS)).to_contain_text("cmd-b")
+    expect(row(panel, "cmd-b").locator(".jp-viagent-badge")).to_have_text("In use")
+
+    # keyboard: the Add button, the form, submit with Enter
+    add = panel.locator('[data-action="add"]')
+    add.focus()
+    lab.page.keyboard.press("Enter")
+    form = panel.locator('form[aria-label="Add a provider"]')
+    expect(form.get_by_label("Id")).to_be_focused()
+    lab.page.keyboard.type("keyboard")
+    form.get_by_label("Type").focus()
+    form.get_by_label("Type").select_option("ollama")
+    form.get_by_label("Id").focus()
+    lab.page.keyboard.press("Enter")
+    expect(row(panel, "keyboard")).to_be_visible()
 
 
 def test_screenshots_light_and_dark(lab: Lab, fake_provider: FakeProvider) -> None:
