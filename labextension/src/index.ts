@@ -12,6 +12,7 @@ import { ICommandPalette, InputDialog, Notification } from '@jupyterlab/apputils
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { ReadonlyJSONValue } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import llmSvg from '../style/llm.svg';
@@ -99,28 +100,33 @@ const plugin: JupyterFrontEndPlugin<void> = {
           Notification.info('Select an LLM provider first (LLM: Select provider…).');
           return;
         }
-        const id = Notification.emit(`Refreshing the models of '${p.id}'…`, 'in-progress', {
-          autoClose: false
+        // one message, replaced by the outcome (Notification.promise handles a fast answer
+        // arriving before the toast is drawn)
+        const refresh = api.models(p.id, true).then(list => ({
+          count: list.count,
+          added: list.added,
+          removed: list.removed,
+          stale: list.stale
+        }));
+        Notification.promise<ReadonlyJSONValue>(refresh, {
+          pending: { message: `Refreshing the models of '${p.id}'…`, options: { autoClose: false } },
+          success: {
+            message: (result: unknown) => {
+              const list = result as { count: number; added: string[]; removed: string[]; stale: boolean };
+              const diff = list.added.length || list.removed.length
+                ? `+${list.added.length} new, −${list.removed.length} gone`
+                : 'no change';
+              return `'${p.id}': ${list.count} models (${diff})${list.stale ? ', stale' : ''}.`;
+            },
+            options: { autoClose: 5000 }
+          },
+          error: {
+            message: (error: unknown) =>
+              error instanceof ApiError ? error.message : 'Refresh failed.',
+            options: { autoClose: 8000 }
+          }
         });
-        try {
-          const list = await api.models(p.id, true);
-          const diff = list.added.length || list.removed.length
-            ? `+${list.added.length} new, −${list.removed.length} gone`
-            : 'no change';
-          Notification.update({
-            id,
-            message: `'${p.id}': ${list.count} models (${diff}).`,
-            type: list.stale ? 'warning' : 'success',
-            autoClose: 5000
-          });
-        } catch (error) {
-          Notification.update({
-            id,
-            message: error instanceof ApiError ? error.message : 'Refresh failed.',
-            type: 'error',
-            autoClose: 8000
-          });
-        }
+        await refresh.catch(() => undefined);
       }
     });
     for (const command of Object.values(CommandIDs)) {

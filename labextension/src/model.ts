@@ -114,5 +114,8 @@ export function formatCost(cost: number | null | undefined): string {
   if (cost === 0) {
     return '$0.00';
   }
-  return cost < 0.01 ? `$${cost.toFixed(4)}` : `$${cost.toFixed(2)}`;
+  if (cost >= 0.01) {
+    return `$${cost.toFixed(2)}`;
+  }
+  return cost >= 0.0001 ? `$${cost.toFixed(4)}` : `$${cost.toPrecision(2)}`;
 }
