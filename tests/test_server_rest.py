@@ -285,3 +285,18 @@ def test_a_write_by_another_process_wakes_the_long_poll(server: Server) -> None:
     print(f"long-poll latency after another process's write: {latency * 1000:.0f} ms")
     assert latency < 10
     assert server.call("DELETE", "providers/elsewhere")[0] == 200
+
+
+def test_usage_is_today_and_budgets_are_listed(server: Server) -> None:
+    with Workspace(home=server.home) as ws:
+        ws.stats.record("p", "m", None, cost=0.25)
+        ws.budgets.set(5, period="day")
+    status, usage = server.call("GET", "usage")
+    assert status == 200 and usage["period"] == "today"
+    assert usage["totals"]["cost"] >= 0.25
+    assert usage["budget"]["usd"] == 5 and usage["budget"]["spent"] >= 0.25
+    status, body = server.call("GET", "budgets")
+    assert status == 200
+    assert [(b["period"], b["usd"], b["provider"]) for b in body["budgets"]] == [("day", 5.0, None)]
+    with Workspace(home=server.home) as ws:
+        ws.budgets.remove("day")

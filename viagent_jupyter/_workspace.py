@@ -17,7 +17,10 @@ from .vault import CredentialVault
 if TYPE_CHECKING:
     import httpx
 
+    from .budgets import Budgets
     from .chat import AsyncChatStream, ChatStream
+    from .history import History
+    from .pricing import PriceCatalog
     from .registry import ModelRegistry
     from .schema import Message, ModelInfo
     from .usage import UsageStats
@@ -49,11 +52,20 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
+        # the administrator's providers and policy (viagent.toml on Jupyter's config path),
+        # read first: a broken admin file fails before anything is opened
+        from ._admin_store import ManagedProviderStore
+        from .admin import AdminConfig
+
+        self.admin = AdminConfig()
         self.db = Database(self.home)
         self.vault = CredentialVault(self.db, self.home)
-        self.providers = ProviderStore(self.db, self.vault)
+        self.providers: ProviderStore = ManagedProviderStore(self.db, self.vault, self.admin)
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
+        self._history: History | None = None
+        self._pricing: PriceCatalog | None = None
+        self._budgets: Budgets | None = None
         self._client: httpx.Client | None = None
         self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._lock = threading.RLock()
@@ -75,6 +87,17 @@ class Workspace:
         return self._stats
 
     @property
+    def history(self) -> History:
+        """Every chat of this workspace: iterate, ``search()``, ``export()``."""
+        if self._history is None:
+            with self._lock:
+                if self._history is None:
+                    from .history import History
+
+                    self._history = History(self.db)
+        return self._history
+
+    @property
     def registry(self) -> ModelRegistry:
         if self._registry is None:
             with self._lock:
@@ -83,6 +106,28 @@ class Workspace:
 
                     self._registry = ModelRegistry(self)
         return self._registry
+
+    @property
+    def pricing(self) -> PriceCatalog:
+        """Prices per provider:model (``get``, ``set``, ``refresh``); see pricing.py."""
+        if self._pricing is None:
+            with self._lock:
+                if self._pricing is None:
+                    from .pricing import PriceCatalog
+
+                    self._pricing = PriceCatalog(self, **_shell_config())
+        return self._pricing
+
+    @property
+    def budgets(self) -> Budgets:
+        """Spending limits checked before every call (``set``, ``list``, ``remove``)."""
+        if self._budgets is None:
+            with self._lock:
+                if self._budgets is None:
+                    from .budgets import Budgets
+
+                    self._budgets = Budgets(self, **_shell_config())
+        return self._budgets
 
     @property
     def http(self) -> httpx.Client:
@@ -123,8 +168,10 @@ class Workspace:
         """Start a streamed chat; iterate the result for text deltas."""
         from .chat import start_chat
 
-        return start_chat(self, prompt, provider=provider, model=model, system=system,
-                          temperature=temperature, max_tokens=max_tokens, **settings)
+        stream = start_chat(self, prompt, provider=provider, model=model, system=system,
+                            temperature=temperature, max_tokens=max_tokens, **settings)
+        self.history.watch(stream)
+        return stream
 
     def achat(
         self,
@@ -139,8 +186,10 @@ class Workspace:
         """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``."""
         from .chat import start_achat
 
-        return start_achat(self, prompt, provider=provider, model=model, system=system,
-                           temperature=temperature, max_tokens=max_tokens, **settings)
+        stream = start_achat(self, prompt, provider=provider, model=model, system=system,
+                             temperature=temperature, max_tokens=max_tokens, **settings)
+        self.history.watch(stream)
+        return stream
 
     def require_selected(self) -> str:
         """The provider to use when none is named: the selected one, else the only one."""
@@ -214,6 +263,19 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shell_config() -> dict[str, Any]:
+    """``{"config": ...}`` of the running IPython (``ipython_config.py``), else nothing."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return {}
+    from IPython.core.getipython import get_ipython
+
+    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]
+    config = getattr(shell, "config", None)
+    return {"config": config} if config is not None else {}
 
 
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from .schema import Message, ModelSettings, ProviderConfig, Usage, validation_er
 if TYPE_CHECKING:
     from ._workspace import Workspace
     from .adapters.base import Adapter, ChatRequest, StreamState
+    from .pricing import Price
 
 __all__ = ["AsyncChatStream", "ChatStream", "start_achat", "start_chat"]
 
@@ -90,15 +92,18 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
             f"ws.providers.update('{pid}', default_model=...) (see ws.models('{pid}')).",
             [{"field": "model", "message": "is required"}],
         )
+    # the administrator's policy, before any request: a refused model raises PolicyError;
+    # their default settings sit under the provider's own (admin.py)
+    from .admin import enforce
+
+    base = enforce(ws, cfg, model)
     overrides = {k: v for k, v in settings.items() if v is not None}
     if temperature is not None:
         overrides["temperature"] = temperature
     if max_tokens is not None:
         overrides["max_tokens"] = max_tokens
     try:
-        resolved = ModelSettings.model_validate(
-            {**cfg.settings.model_dump(exclude_none=True), **overrides}
-        )
+        resolved = ModelSettings.model_validate({**base, **overrides})
     except ValidationError as exc:
         raise validation_error(exc, "chat settings") from None
     messages, system_text = _messages(prompt, system)
@@ -137,8 +142,14 @@ class _ChatBase:
         self._parts: list[str] = []
         self._state: StreamState | None = None
         self._started = False  # the provider answered 2xx: usage will be recorded
+        self._hold: int | None = None  # this call's budget hold, released when it ends
+        self.cost_exact: Decimal | None = None  # s.cost before rounding to a float
+        self._budgets = ws.budgets  # made now (imports), not when iteration starts
+        self._planned_price = self._price()
         self._iterating = False
         self._done = False
+        # Called once with this stream when it ends (the Workspace wires the history here).
+        self.on_end: Callable[[Any], None] | None = None
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} provider={self.provider!r} model={self.model!r} "
@@ -164,6 +175,14 @@ class _ChatBase:
             raise RuntimeError("a chat stream can be iterated only once; use .text afterwards")
         self._iterating = True
         self.started_at = time.monotonic()
+        try:  # spending limits: refused here, before any request
+            self._hold = self._budgets.admit(self._plan.request, self._planned_price)
+        except ViagentError as exc:
+            self._end("error", exc)
+            raise
+        except BaseException:  # interrupted while checking: nothing was sent
+            self._end("cancelled")
+            raise
         adapter = self._plan.adapter
         return adapter, adapter.parser(self._plan.request)
 
@@ -193,9 +212,7 @@ class _ChatBase:
             self.model = state.model
         u = state.usage
         if u:
-            self.usage = Usage(prompt_tokens=u.get("prompt_tokens"),
-                               completion_tokens=u.get("completion_tokens"),
-                               total_tokens=u.get("total_tokens"))
+            self.usage = Usage(**{k: u[k] for k in Usage.model_fields if k in u})
         self.raw_finish_reason = state.raw_finish_reason
 
     def _end(self, finish_reason: str, error: ViagentError | None = None) -> None:
@@ -209,26 +226,45 @@ class _ChatBase:
         self.error = error
         state_cost = self._state.cost if self._state is not None else None
         self.cost = state_cost if state_cost is not None else self._computed_cost()
-        if self._started:
-            try:
+        if state_cost is not None:  # provider-reported (OpenRouter) wins
+            self.cost_exact = Decimal(repr(state_cost))
+        try:
+            if self._started:
                 self._ws.stats.record(self.provider, self.requested_model, self.usage,
-                                      self.cost, error=error is not None)
-            except ViagentError:
-                log.warning("could not record usage for %s:%s", self.provider,
+                                      self.cost_exact,
+                                      error=error is not None, hold=self._hold)
+            elif self._hold is not None:
+                self._budgets.release(self._hold)
+        except ViagentError:
+            log.warning("could not record usage for %s:%s", self.provider,
+                        self.requested_model)
+        if self.on_end is not None:
+            try:
+                self.on_end(self)
+            except Exception:  # a hook never fails the chat
+                log.warning("the end-of-chat hook failed for %s:%s", self.provider,
                             self.requested_model)
 
+    def _price(self) -> Price | None:
+        """The price of the requested model, else of the one the provider reported."""
+        cfg = self._plan.provider
+        try:
+            for model in dict.fromkeys((self.requested_model, self.model)):
+                price = self._ws.pricing.lookup(cfg.provider_type, model, provider_id=cfg.id,
+                                                base_url=cfg.endpoint)
+                if price is not None:
+                    return price
+        except ViagentError:
+            log.warning("could not read prices for %s:%s", self.provider, self.requested_model)
+        return None
+
     def _computed_cost(self) -> float | None:
+        """usage × price, exact (``cost_exact``); ``None`` when either is unknown."""
         if not self.usage.reported:
             return None
-        try:
-            pricing = self._ws.registry.pricing(self.provider, self.requested_model)
-        except ViagentError:
-            return None
-        if not pricing:
-            return None
-        prompt = self.usage.prompt_tokens or 0
-        completion = self.usage.completion_tokens or 0
-        return float(pricing["prompt"] * prompt + pricing["completion"] * completion)
+        price = self._price()
+        self.cost_exact = price.cost(self.usage) if price is not None else None
+        return None if self.cost_exact is None else float(self.cost_exact)
 
     def _finish_ok(self, state: StreamState) -> None:
         self._absorb(state)

@@ -139,8 +139,11 @@ class ModelRegistry:
 
     def _save(self, provider: str, models: list[ModelInfo]) -> float:
         now = time.time()
+        managed = getattr(self._ws, "admin", None) is not None and \
+            self._ws.admin.is_managed(provider)  # an administrator's provider has no row
         with self._ws.db.write() as conn:
-            if conn.execute("SELECT 1 FROM providers WHERE id = ?", (provider,)).fetchone():
+            if managed or conn.execute("SELECT 1 FROM providers WHERE id = ?",
+                                       (provider,)).fetchone():
                 conn.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)",
                              (provider, now, _dump(models)))
                 self._ws.db.bump(conn, "models_rev")
@@ -200,11 +203,16 @@ class ModelRegistry:
                          removed=old_ids - new_ids)
 
     def models(self, provider: str, refresh: bool = False) -> ModelList:
+        found = None
         if not refresh:
             cached = self.cached(provider)
             if cached is not None and time.time() - (cached.fetched_at or 0) < self.ttl:
-                return cached
-        return self.refresh(provider)
+                found = cached
+        if found is None:
+            found = self.refresh(provider)
+        # without the models the administrator's policy refuses (admin.py)
+        self._ws.providers.get(provider)  # a provider the policy hides: PolicyError
+        return self._ws.admin.filter_models(provider, found)
 
     def refresh_all(self, providers: Iterable[str] | None = None
                     ) -> dict[str, ModelList | ViagentError]:
@@ -229,7 +237,13 @@ class ModelRegistry:
         return {pid: results[pid] for pid in ids}
 
     def pricing(self, provider: str, model: str) -> dict[str, Decimal] | None:
-        """USD per token for a model, from the cache only (never a request)."""
+        """USD per token for a model: the administrator's price (admin.py), else from the
+        cache only (never a request)."""
+        admin = getattr(self._ws, "admin", None)
+        price: dict[str, Decimal] | None = \
+            admin.pricing(provider, model) if admin is not None else None
+        if price is not None:
+            return price
         cached = self.cached(provider)
         if cached is None:
             return None

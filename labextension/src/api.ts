@@ -42,10 +42,17 @@ export interface IUsageRecord extends IUsageTotals {
   model: string;
 }
 
+export interface IBudget {
+  usd: number;
+  spent: number;
+  period: string;
+}
+
 export interface IUsage {
   period: 'today' | 'all';
   totals: IUsageTotals;
   records: IUsageRecord[];
+  budget?: IBudget | null;
 }
 
 export interface IState {

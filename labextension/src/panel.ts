@@ -230,7 +230,7 @@ export class LLMPanel extends Widget {
     );
     this._usage.title =
       usage.period === 'today'
-        ? 'Usage since midnight, every kernel on this workspace'
+        ? 'Usage since 00:00 UTC, every kernel on this workspace'
         : 'Usage of every kernel on this workspace, all time (per-day totals are not available in this version)';
   }
 

@@ -32,11 +32,15 @@ export class LLMStatus extends Widget {
     const tokens = (t.prompt_tokens ?? 0) + (t.completion_tokens ?? 0);
     const period = state.usage.period === 'today' ? 'today' : 'all time';
     const who = p ? `${p.id} · ${p.default_model ?? 'no model'}` : 'no provider selected';
-    this._text.textContent = `LLM: ${who} · ${formatInt(tokens)} tok · ${formatCost(t.cost)} ${period}`;
+    const b = state.usage.budget;
+    const budget = b ? ` of ${formatCost(b.usd)} ${b.period} budget` : '';
+    this._text.textContent = `LLM: ${who} · ${formatInt(tokens)} tok · ${formatCost(t.cost)} ${period}${budget}`;
     this.node.title =
       `${p ? p.label : 'No provider selected'}\n` +
       `${formatInt(t.requests)} requests, ${formatInt(t.prompt_tokens)} prompt + ` +
-      `${formatInt(t.completion_tokens)} completion tokens, ${formatCost(t.cost)} (${period}, every kernel)\n` +
+      `${formatInt(t.completion_tokens)} completion tokens, ${formatCost(t.cost)} ` +
+      `(${period === 'today' ? 'today, since 00:00 UTC' : 'all time'}, every kernel)\n` +
+      (b ? `Budget: ${formatCost(b.spent)} spent of ${formatCost(b.usd)} per ${b.period}\n` : '') +
       'Click to open the LLM providers sidebar';
   }
 }

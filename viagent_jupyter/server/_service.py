@@ -20,7 +20,8 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigValidationError, ViagentError, scrub
@@ -69,8 +70,9 @@ class ChangeHub:
         return self.version
 
 
-def _start_of_today() -> datetime:
-    return datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+def _today_utc() -> date:
+    """Per-day usage is kept by UTC day (usage.py), so "today" is the UTC day."""
+    return datetime.now(timezone.utc).date()
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -149,19 +151,25 @@ class Service:
 
     # -- reading --------------------------------------------------------------------------------
     def usage(self) -> dict[str, Any]:
-        """The usage summary. ``period`` says what the totals cover: ``today`` once the stats
-        can total a period (``UsageStats.total(since=...)``), else ``all`` (all time)."""
+        """The usage summary. ``period`` says what the totals cover: ``today`` (the UTC day)
+        where the stats can total a period (``UsageStats.total(since=...)``), else ``all``;
+        ``budget`` is the all-provider budget nearest its limit (or None)."""
         stats = self.ws.stats
         stats.refresh()
-        total = getattr(stats, "total", None)  # seam: added with per-day stats / pricing
+        total = getattr(stats, "total", None)  # per-day stats (absent in older homes' code)
         period, totals = "all", dict(stats.totals)
         if callable(total):
             try:
-                totals = _as_dict(total(since=_start_of_today()))
+                totals = _as_dict(total(since=_today_utc()))
                 period = "today"
             except (TypeError, ValueError):
                 log.debug("viagent: stats.total(since=...) unusable", exc_info=True)
-        return {"period": period, "totals": totals, "records": list(stats.records)}
+        budget = None
+        budgets = getattr(self.ws, "budgets", None)
+        if budgets is not None and hasattr(budgets, "tightest"):
+            budget = budgets.tightest()
+        return {"period": period, "totals": totals, "records": list(stats.records),
+                "budget": budget}
 
     def snapshot(self) -> dict[str, Any]:
         ws = self.ws
@@ -280,8 +288,11 @@ class Service:
         return found
 
     def budgets(self) -> dict[str, Any]:
+        """Each budget with its spend in the current period (amounts as JSON numbers)."""
         budgets = self.optional("budgets")
-        return {"budgets": [_as_dict(b) for b in budgets.list()]}
+        rows = [{k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+                for row in budgets.status()]
+        return {"budgets": rows, "tightest": budgets.tightest()}
 
 
 class NotAvailableError(ViagentError):
