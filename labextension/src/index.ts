@@ -12,7 +12,6 @@ import { ICommandPalette, InputDialog, Notification } from '@jupyterlab/apputils
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
-import { ReadonlyJSONValue } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import llmSvg from '../style/llm.svg';
@@ -100,33 +99,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
           Notification.info('Select an LLM provider first (LLM: Select provider…).');
           return;
         }
-        // one message, replaced by the outcome (Notification.promise handles a fast answer
-        // arriving before the toast is drawn)
-        const refresh = api.models(p.id, true).then(list => ({
-          count: list.count,
-          added: list.added,
-          removed: list.removed,
-          stale: list.stale
-        }));
-        Notification.promise<ReadonlyJSONValue>(refresh, {
-          pending: { message: `Refreshing the models of '${p.id}'…`, options: { autoClose: false } },
-          success: {
-            message: (result: unknown) => {
-              const list = result as { count: number; added: string[]; removed: string[]; stale: boolean };
-              const diff = list.added.length || list.removed.length
-                ? `+${list.added.length} new, −${list.removed.length} gone`
-                : 'no change';
-              return `'${p.id}': ${list.count} models (${diff})${list.stale ? ', stale' : ''}.`;
-            },
-            options: { autoClose: 5000 }
-          },
-          error: {
-            message: (error: unknown) =>
-              error instanceof ApiError ? error.message : 'Refresh failed.',
-            options: { autoClose: 8000 }
+        // one notification with the outcome: a toast updated in place can stay "pending"
+        // when the answer arrives before JupyterLab has drawn it (the first toast of a page)
+        try {
+          const list = await api.models(p.id, true);
+          const diff = list.added.length || list.removed.length
+            ? `+${list.added.length} new, −${list.removed.length} gone`
+            : 'no change';
+          const text = `'${p.id}': ${list.count} models (${diff})${list.stale ? ', stale' : ''}.`;
+          if (list.stale) {
+            Notification.warning(text, { autoClose: 8000 });
+          } else {
+            Notification.success(text, { autoClose: 5000 });
           }
-        });
-        await refresh.catch(() => undefined);
+        } catch (error) {
+          Notification.error(error instanceof ApiError ? error.message : 'Refresh failed.', {
+            autoClose: 8000
+          });
+        }
       }
     });
     for (const command of Object.values(CommandIDs)) {
