@@ -342,12 +342,19 @@ def test_notebook7_smoke(lab: Lab, fake_provider: FakeProvider) -> None:
     while not any(k["connections"] and k["execution_state"] == "idle" for k in kernels(lab)):
         assert time.monotonic() < deadline, kernels(lab)
         time.sleep(0.2)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
+    link = cell.locator(".jp-viagent-sidebar-link")
+    for _attempt in range(3):  # a keystroke sent while the page still connects is lost
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        try:
+            link.wait_for(state="visible", timeout=15_000)
+            break
+        except Exception:
+            continue
     panel = page.locator(SIDEBAR)
     expect(panel).to_be_visible(timeout=60_000)
     expect(row(panel, "nb7")).to_contain_text("Seven")
-    expect(cell.locator(".jp-viagent-sidebar-link")).to_be_visible()
+    expect(link).to_be_visible()
     add_provider(panel, "nb7-added", fake_provider.url_for("openai_compatible"))
     with Workspace(home=lab.server.home) as ws:
         assert "nb7-added" in ws.providers
