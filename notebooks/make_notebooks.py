@@ -1270,6 +1270,164 @@ def many_notebooks() -> list[Cell]:
         """),
     ]
 
+# ------------------------------------------------------------------------------ context
+
+def context() -> list[Cell]:
+    return [
+        md("""
+        # The notebook as context
+
+        Talk about *your data* and get *your types* back: `%%llm --with NAME` attaches
+        variables (DataFrames, arrays, dicts, the last error...) as short, size-capped
+        descriptions; `--image` attaches plots and pictures; `--schema` asks for structured
+        output and hands back a validated Python object. Everything here runs offline against
+        the `demo` provider, which acknowledges images and answers structured requests with a
+        minimal valid instance of the schema.
+        """),
+        code("""
+        %load_ext viagent_jupyter
+        import matplotlib
+        matplotlib.use("Agg")  # figures are attached, not shown, in this notebook
+        import matplotlib.pyplot as plt
+        import numpy as np
+        import pandas as pd
+        import viagent_jupyter as vj
+        from viagent_jupyter.demo import ensure_demo
+
+        ws = vj.workspace()
+        ensure_demo(ws)
+        """),
+        code("%llm use demo"),
+        md("""
+        ## Variables: `--with`
+
+        A DataFrame is described by its shape, dtypes, first rows, null counts and a numeric
+        summary — never the whole frame. Above 100,000 rows the counts and the summary come
+        from an evenly spaced sample (the description says so), so a 10-million-row frame is
+        described as fast as a small one. Each item is capped (4,000 characters by default)
+        and marked *truncated* when cut. `describe` shows exactly what is sent:
+        """),
+        code("""
+        sales = pd.DataFrame({
+            "region": ["north", "south", "east", "west"] * 3,
+            "units": [12, 7, None, 30, 14, 9, 3, 28, 11, 8, 5, 31],
+            "price": np.linspace(9.5, 12.25, 12),
+        })
+        from viagent_jupyter.context import describe
+        print(describe(sales, "sales").text)
+        """),
+        md("""
+        `--dry-run` shows the exact request the provider would get — the context goes before
+        the prompt — with an estimate of its tokens, and sends nothing:
+        """),
+        code("""
+        %%llm --with sales --dry-run
+        Which region sells best?
+        """),
+        code("""
+        %%llm --with sales
+        Which region sells best?
+        """, IGNORE),
+        code("print(_llm.text)"),
+        md("""
+        Several names at once: `--with sales,config` (or repeat `--with`). Also `In[3]` (a
+        cell's source), `Out[3]` (its result) and `error` (the last exception with its
+        traceback). NumPy arrays give shape, dtype and a few values; dicts and lists a
+        truncated JSON preview; objects with `_repr_llm_()` or `_repr_markdown_()` describe
+        themselves; anything else is its `repr`. A value holding a stored provider key is
+        refused.
+        """),
+        code("""
+        config = {"epochs": 10, "layers": [64, 32, 8], "notes": "x" * 300}
+        print(describe(config, "config").text)
+        print(describe(np.arange(12.0).reshape(3, 4), "grid").text)
+        """),
+        md("""
+        ## Why did this fail? `%llm fix`
+
+        After a cell raises, `%llm fix` sends the last error and its traceback with the
+        question "why did this fail and how do I fix it?" (`--with error` attaches the same
+        to any prompt).
+        """),
+        code("""
+        revenue = sales["units"] * sales["price"]
+        total = revenue.sum() / number_of_regions
+        """, "raises-exception"),
+        md("""
+        With `--dry-run`, the request `%llm fix` would send: the question, and the error with
+        its traceback as context.
+        """),
+        code("%llm fix --dry-run"),
+        code("%llm fix", IGNORE),
+        md("""
+        ## Images: `--image`
+
+        A matplotlib figure, a PIL image, PNG/JPEG bytes, a file path, `Out[n]` of a cell
+        that returned or showed an image, or `last` (the last image the notebook displayed)
+        — repeat `--image` for several. Each provider gets its own form (OpenAI `image_url`
+        data URLs, Anthropic `image` blocks, Gemini `inlineData`, Ollama `images`). A model
+        whose listing says it takes no images is refused before anything is sent.
+        """),
+        code("""
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=80)
+        ax.bar(sales["region"], sales["units"].fillna(0))
+        ax.set_title("Units by region")
+        plt.close(fig)  # not shown here: attached below
+        """),
+        code("""
+        %%llm --image fig --dry-run
+        What does this chart show?
+        """),
+        code("""
+        %%llm --image fig
+        What does this chart show?
+        """, IGNORE),
+        code("print(_llm.text)"),
+        md("""
+        ## Typed answers: `--schema`
+
+        Name a pydantic model, a dataclass, a `TypedDict` or a JSON Schema dict from the
+        notebook. The provider is asked for structured output with its own mechanism (OpenAI
+        `response_format` strict JSON Schema, an Anthropic forced tool, Gemini
+        `responseJsonSchema`, Ollama `format`); the JSON streams in live, and `_llm.value` (or
+        `-o VAR`'s `.value`) holds the validated object. An answer that does not fit is an
+        error naming the failing fields; `--repair` retries once with those fields.
+        """),
+        code("""
+        from pydantic import BaseModel
+
+        class RegionSummary(BaseModel):
+            region: str
+            units: int
+            trend: str | None = None
+        """),
+        code("""
+        %%llm --with sales --schema RegionSummary -o best
+        Which region sells best?
+        """, IGNORE),
+        code("best.value"),
+        md("""
+        `--schema list[Model]` asks for a list; `--to-dataframe` turns the records into a
+        pandas DataFrame:
+        """),
+        code("""
+        %%llm --with sales --schema list[RegionSummary] --to-dataframe
+        One row per region, please.
+        """, IGNORE),
+        code("_llm.value"),
+        md("""
+        ## In Python
+
+        `ws.chat(..., context=[...], images=[...], schema=...)`; `s.value` is the validated
+        object (it waits for the end of the stream).
+        """),
+        code("""
+        s = ws.chat("Summarise the chart and the data.", context=[sales], images=[fig],
+                    schema=RegionSummary)
+        s.value
+        """),
+    ]
+
 
 NOTEBOOKS: dict[str, Callable[[], list[Cell]]] = {
     "quickstart": quickstart,
@@ -1278,6 +1436,7 @@ NOTEBOOKS: dict[str, Callable[[], list[Cell]]] = {
     "magic": magic,
     "usage": usage,
     "many-notebooks": many_notebooks,
+    "context": context,
 }
 
 

@@ -466,6 +466,7 @@ class LLMResult:
         self.prompt = prompt
         self._output = self._make_output()
         self.data: Any = self._output.data if isinstance(self._output, JSONOutput) else None
+        self.value: Any = None  # --schema: the validated object (or DataFrame)
 
     @property
     def code(self) -> str:

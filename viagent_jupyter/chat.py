@@ -9,13 +9,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .errors import ConfigValidationError, ProviderAPIError, ProviderError, ViagentError
+from ._attachments import explain_refusal
+from .errors import (
+    ConfigValidationError,
+    ProviderAPIError,
+    ProviderError,
+    ProviderResponseError,
+    ViagentError,
+)
 from .schema import Message, ModelInfo, ModelSettings, ProviderConfig, Usage, validation_error
 
 if TYPE_CHECKING:
@@ -51,6 +58,9 @@ class _Plan:
     #: on a 400 (see ``refusals.py``); ``per_call`` are those given to this call.
     explicit: frozenset[str] = frozenset()
     per_call: frozenset[str] = frozenset()
+    #: The call's arguments (for the one structured-output repair round) and whether to do it.
+    call: dict[str, Any] = field(default_factory=dict)
+    repair: bool = False
 
 
 def _messages(prompt: str | Sequence[Message | dict[str, str]],
@@ -79,8 +89,12 @@ def _messages(prompt: str | Sequence[Message | dict[str, str]],
 def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *,
               provider: str | None, model: str | None, system: str | None,
               temperature: float | None, max_tokens: int | None,
+              context: Sequence[Any] | None = None, images: Sequence[Any] | None = None,
+              schema: Any = None, repair: bool = False,
               **settings: Any) -> _Plan:
-    """Settings resolve as call arguments > provider settings > defaults."""
+    """Settings resolve as call arguments > provider settings > defaults. ``context`` (objects
+    described before the prompt), ``images`` and ``schema`` (structured output): see
+    ``_attachments.py``."""
     from .adapters import get_adapter
     from .adapters.base import ChatRequest
 
@@ -108,6 +122,10 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
     except ValidationError as exc:
         raise validation_error(exc, "chat settings") from None
     messages, system_text = _messages(prompt, system)
+    from ._attachments import prepare
+
+    messages, image_parts, output = prepare(ws, pid, model, messages, context=context,
+                                            images=images, schema=schema)
     key, _source = ws.providers.resolve_key(pid)
     learnt = _learnt(ws, pid, model)
     # only Anthropic's request depends on the model list (max_tokens, adaptive thinking)
@@ -127,11 +145,13 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
                 if v.startswith("rename:")},
         max_output_tokens=info.max_output_tokens if info is not None else None,
         capabilities=info.capabilities if info is not None else (),
+        images=image_parts,
+        output=output,
     )
     adapter = get_adapter(cfg.provider_type)
     adapter.check_request(request)
     return _Plan(cfg, model, request, adapter, frozenset(request.settings),
-                 frozenset(overrides))
+                 frozenset(overrides), repair=repair)
 
 
 def _learnt(ws: Workspace, pid: str, model: str) -> dict[str, str]:
@@ -352,6 +372,9 @@ class _ChatBase:
         self._end("error", exc)
 
 
+_UNSET: Any = object()
+
+
 class ChatStream(_ChatBase):
     """A streamed answer: iterate for ``str`` deltas as they arrive.
 
@@ -363,6 +386,8 @@ class ChatStream(_ChatBase):
     def __init__(self, ws: Workspace, plan: _Plan) -> None:
         super().__init__(ws, plan)
         self._gen: Generator[Any, None, None] | None = None
+        self._value: Any = _UNSET
+        self.repaired: ChatStream | None = None  # the repair round's stream, if one ran
 
     def __iter__(self) -> Iterator[str]:
         if self._gen is None:
@@ -414,8 +439,11 @@ class ChatStream(_ChatBase):
                     parser = adapter.parser(self._plan.request)
                     self._state = parser.state
         except ProviderError as exc:
-            self._fail(exc)
-            raise
+            err = explain_refusal(exc, self._plan.request)
+            self._fail(err)
+            if err is exc:
+                raise
+            raise err from None
         except (GeneratorExit, KeyboardInterrupt):
             self._end("cancelled")
             raise
@@ -436,6 +464,32 @@ class ChatStream(_ChatBase):
             for _ in self:
                 pass
         return self.partial_text
+
+    @property
+    def value(self) -> Any:
+        """The structured answer (``schema=``) as a validated object; waits for the end like
+        ``.text``. ``ProviderResponseError`` lists the failing fields; with ``repair=True``
+        one more request asks the model to fix them first. ``None`` without a schema."""
+        if self._value is _UNSET:
+            self._value = self._parse(self.text)
+        return self._value
+
+    def _parse(self, text: str) -> Any:
+        output = self._plan.request.output
+        if output is None:
+            return None
+        try:
+            return output.parse(text, provider=self.provider, model=self.model)
+        except ProviderResponseError as exc:
+            exc = _named(exc, self.provider, self.model)
+            if not self._plan.repair:
+                raise exc from None
+            from ._attachments import repair_messages
+
+            call = {**self._plan.call, "context": None, "system": None, "repair": False}
+            self.repaired = self._ws.chat(repair_messages(self._plan.request, text, exc),
+                                          **call)
+            return self.repaired.value
 
     def wait(self) -> ChatStream:
         """Consume the rest of the stream; return self."""
@@ -496,8 +550,11 @@ class AsyncChatStream(_ChatBase):
                     parser = adapter.parser(self._plan.request)
                     self._state = parser.state
         except ProviderError as exc:
-            self._fail(exc)
-            raise
+            err = explain_refusal(exc, self._plan.request)
+            self._fail(err)
+            if err is exc:
+                raise
+            raise err from None
         except (GeneratorExit, KeyboardInterrupt, asyncio.CancelledError):
             self._end("cancelled")
             raise
@@ -517,6 +574,19 @@ class AsyncChatStream(_ChatBase):
             pass
         return self
 
+    @property
+    def value(self) -> Any:
+        """The validated structured answer (after ``await s.wait()``); no repair round."""
+        output = self._plan.request.output
+        if output is None:
+            return None
+        if not self._done:
+            raise RuntimeError("the stream has not ended: await s.wait() before s.value")
+        try:
+            return output.parse(self.text, provider=self.provider, model=self.model)
+        except ProviderResponseError as exc:
+            raise _named(exc, self.provider, self.model) from None
+
     async def aclose(self) -> None:
         if self._agen is not None:
             await self._agen.aclose()
@@ -525,9 +595,18 @@ class AsyncChatStream(_ChatBase):
             self._end("cancelled")
 
 
+def _named(exc: ProviderResponseError, provider: str, model: str) -> ProviderResponseError:
+    """The validation error with the provider and model it came from."""
+    exc.provider = exc.provider or provider
+    exc.model = exc.model or model
+    return exc
+
+
 def start_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
                **kw: Any) -> ChatStream:
-    return ChatStream(ws, plan_chat(ws, prompt, **kw))
+    plan = plan_chat(ws, prompt, **kw)
+    plan.call = kw
+    return ChatStream(ws, plan)
 
 
 def start_achat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],

@@ -91,12 +91,14 @@ USAGE = """\
 %%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-r LEVEL] [-s SYSTEM]
       [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
       [--no-interpolate] [--no-stream] [--no-log]
+      [--with NAME[,NAME...]] [--image EXPR] [--schema NAME [--to-dataframe] [--repair]]
+      [--dry-run]
       PROMPT (the cell body)
 %%llm -m MODEL_A -m MODEL_B ... | -p P1:MODEL -p P2:MODEL ...   compare side by side
 %llm [options] PROMPT            the same, prompt on the line (--chat=THREAD, -- ends options)
 %llm providers | use ID | models [ID] [--refresh] | stats [--today|--month] | key ID [--session]
 %llm prices [MODEL] [-p ID] [--refresh] | budget [set USD [--period P] [-p ID] | remove P]
-%llm reset [THREAD] | history [THREAD] | error | panel | sidebar | help
+%llm reset [THREAD] | history [THREAD] | error | fix | panel | sidebar | help
 %llm log [QUERY] [-n N] [--provider P] [--model M] [--since DATE] | log show ID
 %llm log export FILE.jsonl|FILE.md | log clear | log keep DAYS|all"""
 
@@ -118,6 +120,16 @@ HELP = USAGE + """
   --no-interpolate      send {braces} as written
   --no-stream           wait for the whole answer, then show it
   --no-log              do not record this call in the history (%llm log)
+  --with NAME[,NAME]    attach variables as short capped descriptions (DataFrames, arrays,
+                        dicts...); also In[3], Out[3], error (the last exception)
+  --image EXPR          attach an image: a figure, PIL image, bytes, a file path, Out[5],
+                        or last (the last image shown); repeat for several
+  --schema NAME         structured output: a pydantic model, dataclass, TypedDict or JSON
+                        Schema dict (or list[Model]); the object is in _llm.value
+  --to-dataframe        with --schema list[...]: _llm.value is a pandas DataFrame
+  --repair              with --schema: one retry when the answer does not fit
+  --dry-run             show the exact request and a token estimate; send nothing
+  %llm fix              ask why the last error happened and how to fix it
 
   {name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
   notebook's variables; other braces stay as written; {{ and }} give single braces.
@@ -125,11 +137,12 @@ HELP = USAGE + """
   %llm key asks for the key with a hidden prompt: never type a key into a cell."""
 
 _SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset", "history",
-                          "log", "error", "panel", "sidebar", "help", "prices", "budget"})
+                          "log", "error", "panel", "sidebar", "help", "prices", "budget",
+                          "fix"})
 # options that take a separate value, for finding where a one-line prompt starts
 _VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
                             "--max-tokens", "-r", "--reasoning", "-s", "--system", "-f",
-                            "--format", "-o", "--output"})
+                            "--format", "-o", "--output", "--with", "--image", "--schema"})
 
 
 # schema.REASONING_LEVELS, written out: loading the extension must not import pydantic
@@ -157,6 +170,13 @@ class PromptArgs:
     log: bool = True
     # several (provider, model) pairs: a side-by-side comparison (empty: one answer)
     targets: tuple[tuple[str | None, str | None], ...] = ()
+    # the notebook as context, typed answers (see _magic_context.py)
+    with_: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    schema: str | None = None
+    to_dataframe: bool = False
+    repair: bool = False
+    dry_run: bool = False
 
     @property
     def thread(self) -> str | None:
@@ -226,6 +246,12 @@ def _prompt_parser() -> _Parser:
     p.add_argument("--no-interpolate", action="store_true")
     p.add_argument("--no-stream", action="store_true")
     p.add_argument("--no-log", action="store_true")
+    p.add_argument("--with", dest="with_", action="append", default=[])
+    p.add_argument("--image", action="append", default=[])
+    p.add_argument("--schema")
+    p.add_argument("--to-dataframe", action="store_true")
+    p.add_argument("--repair", action="store_true")
+    p.add_argument("--dry-run", action="store_true")
     p.add_argument("-h", "--help", action="store_true")
     return p
 
@@ -259,7 +285,12 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
         insert=ns.insert,
         output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
         stream=not ns.no_stream, help=ns.help, log=not ns.no_log, targets=targets,
+        with_=tuple(ns.with_), images=tuple(ns.image), schema=ns.schema,
+        to_dataframe=ns.to_dataframe, repair=ns.repair, dry_run=ns.dry_run,
     )
+    from ._magic_context import check_args
+
+    check_args(args, _usage_error)
     if targets and (args.chat is not None or args.new or args.insert):
         raise _usage_error("comparing several models works without --chat, --new and --insert")
     if args.insert:
@@ -352,6 +383,11 @@ class LLMMagics(Magics):
         True, config=True,
         help="Record every call in the workspace history (%llm log); --no-log skips one call "
              "and VIAGENT_LOG=0 turns it off for the whole process.",
+    )
+    context_cap = Int(
+        4000, config=True,
+        help="Characters at most per --with item (a DataFrame's description, a dict's JSON...); "
+             "a longer one is cut and marked [truncated].",
     )
     display_max_bytes = Int(
         4_000_000, config=True,
@@ -459,7 +495,7 @@ class LLMMagics(Magics):
         except InterpolationRefused as exc:
             raise UsageError(f"Not sent: {exc} (--no-interpolate sends braces as written)") \
                 from None
-        fmt = args.format or self.default_format
+        fmt = args.format or ("json" if args.schema else self.default_format)
         if args.targets:
             return self._compare(args, prompt, fmt)
         from .history import recording
@@ -478,10 +514,15 @@ class LLMMagics(Magics):
             label = ws.providers.get(pid).display_label
             messages: Any = prompt if thread is None else [
                 *history, {"role": "user", "content": prompt}]
+            from ._magic_context import chat_extras, show_dry_run
+
+            extras = chat_extras(args, self._ip.user_ns, self._ip, cap=self.context_cap)
+            if args.dry_run:
+                return show_dry_run(self, messages, pid, args, extras)
             with recording(source="magic", log=keep, thread=thread):
                 stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
                                  temperature=args.temperature, max_tokens=args.max_tokens,
-                                 reasoning=args.reasoning)
+                                 reasoning=args.reasoning, **extras)
         except ViagentError as exc:
             self._store(LLMResult(text="", provider=pid, model=args.model, format=fmt,
                                   finish_reason="error", error=exc, prompt=prompt), args)
@@ -490,6 +531,10 @@ class LLMMagics(Magics):
             return
         result = self._consume(stream, label, fmt, live=args.stream and self._can_update())
         result.prompt = prompt
+        if args.schema:
+            from ._magic_context import take_value
+
+            take_value(self, stream, result, args)
         self._store(result, args)
         if result.error is not None:
             self.last_error = result.error
@@ -805,6 +850,13 @@ class LLMMagics(Magics):
 
         log_command(self.ws, argv, self._show)
 
+    def _cmd_fix(self, argv: list[str]) -> None:
+        """``%llm fix [options]``: why did the last cell fail, and how to fix it."""
+        from ._magic_context import FIX_PROMPT
+
+        args = parse_prompt_args(argv)
+        self._prompt(dataclasses.replace(args, with_=("error", *args.with_)), FIX_PROMPT)
+
     def _cmd_error(self, argv: list[str]) -> None:
         exc = self.last_error
         if exc is None:
@@ -849,8 +901,11 @@ class LLMMagics(Magics):
 
 def load(ipython: Any, workspace: Workspace | None = None) -> LLMMagics:
     """Register ``%%llm``/``%llm`` on ``ipython`` (what ``%load_ext`` calls)."""
+    from ._images import DisplayRecorder
+
     magics = LLMMagics(ipython, workspace=workspace)
     ipython.register_magics(magics)
+    DisplayRecorder().install(ipython)  # --image Out[n] / last: the images cells showed
     return magics
 
 

@@ -29,6 +29,7 @@ budget was given. Claude Opus 4.1, the 4.5 family and later refuse ``temperature
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -75,6 +76,8 @@ _FINISH = {
     "refusal": "content_filter",
     "pause_turn": "other",
 }
+#: With structured output the forced tool's call *is* the answer: it ends the turn.
+_STRUCTURED_FINISH = {**_FINISH, "tool_use": "stop"}
 _INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
 #: Claude models that refuse temperature and top_p together: Opus 4.1, every 4.5+ model
@@ -99,6 +102,9 @@ class Parser(SSEParser):
     def __init__(self, req: ChatRequest) -> None:
         super().__init__(req)
         self._input: dict[str, int] = {}
+        # structured output: the forced tool's input JSON is the answer's text
+        self._structured = req.output is not None
+        self._finish = _STRUCTURED_FINISH if self._structured else _FINISH
 
     def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
         parse = parse_json
@@ -128,12 +134,16 @@ class Parser(SSEParser):
                             text = delta.get("thinking")
                             if text:
                                 state.reasoning.append(text)
+                        elif kind == "input_json_delta" and self._structured:
+                            text = delta.get("partial_json")
+                            if text:
+                                append(text)
                 elif kind == "message_delta":
                     delta = obj.get("delta")
                     if delta:
                         reason = delta.get("stop_reason")
                         if reason:
-                            set_finish(state, reason, _FINISH)
+                            set_finish(state, reason, self._finish)
                     usage = obj.get("usage")
                     if usage:
                         self._usage(usage)
@@ -166,9 +176,11 @@ class Parser(SSEParser):
                 out.append(block["text"])
             elif block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
                 state.reasoning.append(block["thinking"])
+            elif block.get("type") == "tool_use" and self._structured:
+                out.append(json.dumps(block.get("input"), ensure_ascii=False))
         reason = obj.get("stop_reason")
         if reason:
-            set_finish(state, reason, _FINISH)
+            set_finish(state, reason, self._finish)
         usage = obj.get("usage")
         if isinstance(usage, Mapping):
             self._usage(usage)
@@ -232,6 +244,30 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
     )
 
 
+def _with_images(req: ChatRequest, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Images go with the last user message as ``image`` blocks with a base64 ``source``,
+    before its text (Anthropic's advice: images first)."""
+    if req.images:
+        for msg in reversed(messages):
+            if msg["role"] == "user":
+                msg["content"] = [
+                    {"type": "image", "source": {"type": "base64", "media_type": img.mime,
+                                                 "data": img.b64}} for img in req.images
+                ] + [{"type": "text", "text": msg["content"]}]
+                break
+    return messages
+
+
+def _force_schema_tool(body: dict[str, Any], output: Any) -> None:
+    """Structured output: one tool whose ``input_schema`` is the schema, forced with
+    ``tool_choice {type: tool, name}``; its input arrives as ``input_json_delta``."""
+    body.setdefault("tools", []).append({
+        "name": output.name,
+        "description": "Give the answer as this tool's input, following its schema exactly.",
+        "input_schema": output.schema})
+    body["tool_choice"] = {"type": "tool", "name": output.name}
+
+
 class AnthropicAdapter(AdapterBase):
     """Messages over SSE; models from ``GET {base}/v1/models`` (cursor pagination)."""
 
@@ -248,6 +284,11 @@ class AnthropicAdapter(AdapterBase):
                 f"(ws.providers.update('{pid}', settings={{'top_p': None}}), or leave -t out).",
                 [{"field": "settings.top_p", "message": "not with temperature on this model"}])
         thinking, budget = self._thinking(req)
+        if thinking is not None and req.output is not None:
+            raise ConfigValidationError(
+                f"Structured output on '{req.model}' forces a tool call, which Anthropic does "
+                "not allow with extended thinking: turn reasoning off (-r none) or drop the "
+                "schema.", [{"field": "settings.reasoning", "message": "not with a schema"}])
         if thinking is None:
             return
         temperature = settings.get("temperature")
@@ -286,12 +327,15 @@ class AnthropicAdapter(AdapterBase):
                 max_tokens = budget + DEFAULT_MAX_TOKENS
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "messages": _with_images(req, [{"role": m["role"], "content": m["content"]}
+                                           for m in messages]),
             "max_tokens": max_tokens,
             "stream": True,
         }
         if system:
             body["system"] = system
+        if req.output is not None:
+            _force_schema_tool(body, req.output)
         if thinking is not None:
             body["thinking"] = thinking
             if thinking["type"] == "adaptive":

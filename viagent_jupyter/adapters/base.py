@@ -48,6 +48,12 @@ class ChatRequest:
     #: What the model list says about the model (output limit, adaptive thinking...).
     max_output_tokens: int | None = None
     capabilities: tuple[str, ...] = ()
+    #: Images (``_images.ImagePart``: ``mime``, ``data``, ``b64``, ``data_url``) that go with
+    #: the last user message, each in the protocol's own form.
+    images: tuple[Any, ...] = ()
+    #: Structured output asked for (``_structured.OutputSchema``: ``name``, ``schema``), else
+    #: None: each protocol's own mechanism constrains the answer to the schema.
+    output: Any = None
 
 
 @dataclass

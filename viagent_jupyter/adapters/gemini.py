@@ -303,6 +303,25 @@ def _thinking_config(req: ChatRequest) -> dict[str, Any] | None:
     return config
 
 
+def _add_images(req: ChatRequest, contents: list[dict[str, Any]]) -> None:
+    """Images go with the last user turn as ``inlineData`` parts (base64, with their MIME
+    type), after its text."""
+    if not req.images:
+        return
+    for turn in reversed(contents):
+        if turn["role"] == "user":
+            turn["parts"] += [{"inlineData": {"mimeType": img.mime, "data": img.b64}}
+                              for img in req.images]
+            return
+
+
+def _json_output(output: Any) -> dict[str, Any]:
+    """Structured output: ``responseMimeType: application/json`` + ``responseJsonSchema`` —
+    the JSON Schema form (``responseSchema`` takes Gemini's OpenAPI subset instead; only one
+    of the two may be set). See the firebase-js-sdk ``GenerationConfig`` reference."""
+    return {"responseMimeType": "application/json", "responseJsonSchema": output.schema}
+
+
 class GeminiAdapter(AdapterBase):
     """streamGenerateContent over SSE; models from ``GET {base}/v1beta/models`` (pageToken)."""
 
@@ -319,6 +338,7 @@ class GeminiAdapter(AdapterBase):
                 for m in messages
             ],
         }
+        _add_images(req, body["contents"])
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         config: dict[str, Any] = {_GENERATION_CONFIG[k]: v
@@ -326,6 +346,8 @@ class GeminiAdapter(AdapterBase):
         thinking = _thinking_config(req)
         if thinking:
             config["thinkingConfig"] = thinking
+        if req.output is not None:
+            config.update(_json_output(req.output))
         if config:
             body["generationConfig"] = config
         url, params = endpoint(req.base_url, model_path(req.model) + ":streamGenerateContent",

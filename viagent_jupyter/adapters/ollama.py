@@ -149,6 +149,16 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
     return model_info(mid, description=description)
 
 
+def _with_images(req: ChatRequest, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Images go on the last user message as ``images``: a list of base64 strings."""
+    if req.images:
+        for msg in reversed(messages):
+            if msg.get("role") == "user":
+                msg["images"] = [img.b64 for img in req.images]
+                break
+    return messages
+
+
 class OllamaAdapter(AdapterBase):
     """Native ``/api/chat`` (NDJSON); models from ``GET {base}/api/tags``."""
 
@@ -159,9 +169,11 @@ class OllamaAdapter(AdapterBase):
         require_stream(req)
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": with_system(req),
+            "messages": _with_images(req, with_system(req)),
             "stream": True,  # /api/chat streams by default; say so anyway (G18)
         }
+        if req.output is not None:  # structured output: the schema itself as ``format``
+            body["format"] = req.output.schema
         options = {_OPTIONS[k]: v for k, v in settings_of(req).items()}
         if options:
             body["options"] = options

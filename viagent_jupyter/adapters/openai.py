@@ -199,6 +199,29 @@ def _content_parts(parts: Any, out: list[str]) -> None:
                     out.append(text)
 
 
+def _with_images(req: ChatRequest, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Images go with the last user message as ``image_url`` parts holding ``data:`` URLs
+    (``content`` becomes a list: the text part first)."""
+    if not req.images:
+        return messages
+    for msg in reversed(messages):
+        if msg.get("role") == "user":
+            msg["content"] = [{"type": "text", "text": msg["content"]}] + [
+                {"type": "image_url", "image_url": {"url": img.data_url}} for img in req.images]
+            break
+    return messages
+
+
+def _response_format(output: Any) -> dict[str, Any]:
+    """``response_format`` ``json_schema`` with ``strict: true``; strict mode needs every object
+    closed (``additionalProperties: false``) and every property required — optional ones
+    become nullable (``_structured.strict_schema``)."""
+    from .._structured import strict_schema
+
+    return {"type": "json_schema", "json_schema": {
+        "name": output.name, "schema": strict_schema(output.schema), "strict": True}}
+
+
 def _capabilities(entry: Mapping[str, Any]) -> tuple[str, ...]:
     """OpenRouter: ``tools`` (supported_parameters has tools), ``vision`` (image input),
     ``reasoning`` (supported_parameters has reasoning/include_reasoning)."""
@@ -260,7 +283,7 @@ class OpenAIAdapter(AdapterBase):
         require_stream(req)
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": with_system(req),
+            "messages": _with_images(req, with_system(req)),
             "stream": True,
         }
         if "stream_options" not in req.omit:
@@ -280,6 +303,8 @@ class OpenAIAdapter(AdapterBase):
                                      level != "none" else {"effort": level})
             else:
                 body["reasoning_effort"] = level
+        if req.output is not None:
+            body["response_format"] = _response_format(req.output)
         url, params = endpoint(req.base_url, "/chat/completions")
         headers = build_headers(_auth(req.api_key), req.headers, "text/event-stream")
         return HTTPRequest("POST", url, headers, json=body, params=params)

@@ -292,6 +292,7 @@ class Answer:
     prompt_tokens: int
     id: str
     created: int
+    tool: str | None = None  # Anthropic structured output: the forced tool's name
 
     @property
     def completion_tokens(self) -> int:
@@ -392,14 +393,23 @@ def _conversation(protocol: str, body: Mapping[str, Any]
 
 
 def make_answer(protocol: str, body: Mapping[str, Any], model: str | None) -> Answer:
+    from ._multimodal import acknowledge, request_images, request_schema
+
     last, prompt, limit = _conversation(protocol, body)
-    pieces = _tokens(demo_text(last))
+    schema, tool = request_schema(protocol, body)
+    if schema is not None:  # structured output: the minimal valid instance, in pieces
+        from .._structured import example_instance
+
+        text = json.dumps(example_instance(schema), ensure_ascii=False)
+        pieces = [text[i:i + 12] for i in range(0, len(text), 12)]
+    else:
+        pieces = _tokens(acknowledge(request_images(protocol, body)) + demo_text(last))
     truncated = limit is not None and limit < len(pieces)
     if truncated and limit is not None:
         pieces = pieces[:limit]
     name = model or str(body.get("model") or "demo-small")
     return Answer(name, pieces, truncated, max(prompt, 1), f"demo-{next(_answer_ids):06d}",
-                  int(time.time()))
+                  int(time.time()), tool)
 
 
 # --------------------------------------------------------------------------- chat framing
@@ -468,11 +478,16 @@ def _event(name: str, obj: Any) -> bytes:
 
 
 def _anthropic(a: Answer, stream: bool) -> Reply:
-    stop = "max_tokens" if a.truncated else "end_turn"
+    stop = "max_tokens" if a.truncated else ("tool_use" if a.tool else "end_turn")
     msg_id = f"msg_{a.id}"
+    block: dict[str, Any] = {"type": "text", "text": ""}
+    if a.tool:  # a forced tool: the structured answer is its input (input_json_delta)
+        block = {"type": "tool_use", "id": f"toolu_{a.id}", "name": a.tool, "input": {}}
     if not stream:
+        content = ({**block, "input": json.loads(a.text)} if a.tool
+                   else {"type": "text", "text": a.text})
         full = {"id": msg_id, "type": "message", "role": "assistant", "model": a.model,
-                "content": [{"type": "text", "text": a.text}], "stop_reason": stop,
+                "content": [content], "stop_reason": stop,
                 "stop_sequence": None, "usage": {"input_tokens": a.prompt_tokens,
                                                  "output_tokens": a.completion_tokens}}
         return Reply(200, "application/json", [_dumps(full, ascii_only=False)])
@@ -482,12 +497,13 @@ def _anthropic(a: Answer, stream: bool) -> Reply:
             "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": a.prompt_tokens, "output_tokens": 1}}}),
         _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                       "content_block": {"type": "text", "text": ""}}),
+                                       "content_block": block}),
         _event("ping", {"type": "ping"}),
     ]
     pieces += [_event("content_block_delta", {
         "type": "content_block_delta", "index": 0,
-        "delta": {"type": "text_delta", "text": p}}) for p in a.pieces]
+        "delta": {"type": "input_json_delta", "partial_json": p} if a.tool
+        else {"type": "text_delta", "text": p}}) for p in a.pieces]
     pieces += [
         _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
         _event("message_delta", {"type": "message_delta",
