@@ -1,0 +1,312 @@
+"""Tool calling end to end over loopback HTTP, in each of the four wire protocols.
+
+Each protocol test scripts a first answer asking for TWO parallel calls whose arguments
+arrive in fragments (and the body itself re-split into small chunks), lets the demo model
+answer the follow-up, and checks: the functions ran with the right arguments, the results
+went back in that protocol's exact shape, the answer and the summed usage.
+
+Protocol shapes relied on (looked up; also the recordings in fixtures/wire, README §2):
+
+* OpenAI: streamed ``delta.tool_calls[]`` keyed by ``index``, the first fragment with
+  ``id``/``function.name``, later ones argument pieces; results as an assistant message
+  with ``tool_calls`` + one ``{"role": "tool", "tool_call_id"}`` message per call —
+  https://docs.opper.ai/build/chat/streaming (OpenAI-compatible streaming, "Streaming tool
+  calls"), recording openai/chat_stream_tool_call_then_text__simonw_llm.0.sse.
+* Anthropic: ``content_block_start`` of type ``tool_use`` then ``input_json_delta``
+  ``partial_json`` pieces; results as one user message of ``tool_result`` blocks
+  (``tool_use_id``, ``is_error``) — https://platform.claude.com/docs/en/build-with-claude/streaming
+  (via https://dev.to/gabrielanhaia/streaming-tool-calls-with-anthropics-api-the-buffer-pattern-nobody-documents-27f8),
+  recording anthropic/messages_stream_tool_use_args__mirascope.sse.
+* Gemini: ``functionCall`` parts arrive whole, the first may carry a ``thoughtSignature``
+  that must be sent back in the same part; results as ``functionResponse`` parts
+  (``name``, ``id``, ``response`` an object: ``output`` or ``error`` key) —
+  https://hexdocs.pm/geminix/Geminix.V1beta.FunctionResponse.html (v1beta reference),
+  recording gemini/stream_sse_function_call__mirascope.sse.
+* Ollama: ``message.tool_calls[].function.arguments`` is an object; results as
+  ``{"role": "tool", "content", "tool_name"}`` — https://ollama.com/blog/streaming-tool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import pytest
+from pydantic import Field
+
+import viagent_jupyter as vj
+from viagent_jupyter.testing import FakeProviderServer, Scripted, demo_text
+from viagent_jupyter.testing._tool_wire import DemoCall, tool_call_pieces
+
+PROMPT = "Weather in Paris and 2+3?"
+ASKED = [DemoCall("c1", "weather", {"city": "Paris", "days": 2}),
+         DemoCall("c2", "add", {"a": 2, "b": 3})]
+CONTENT_TYPES = {"openai": "text/event-stream", "anthropic": "text/event-stream",
+                 "gemini": "text/event-stream", "ollama": "application/x-ndjson"}
+
+
+@pytest.fixture
+def server() -> Iterator[FakeProviderServer]:
+    with FakeProviderServer(delay=0) as srv:
+        yield srv
+
+
+def _add_provider(ws: Any, srv: FakeProviderServer, ptype: str) -> str:
+    key = None if ptype in ("ollama", "openai_compatible") else f"sk-test-{ptype}-00000001"
+    ws.providers.create(id=ptype, provider_type=ptype, name=f"Fake {ptype}",
+                        base_url=srv.url_for(ptype), default_model="demo-small", api_key=key)
+    return ptype
+
+
+def _tools(ran: list[tuple[str, dict[str, Any]]]) -> list[vj.Tool]:
+    @vj.tool
+    def weather(city: Annotated[str, Field(description="City name")], days: int = 1
+                ) -> dict[str, Any]:
+        """The forecast for a city."""
+        ran.append(("weather", {"city": city, "days": days}))
+        return {"city": city, "temp": 21 + days}
+
+    @vj.tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        ran.append(("add", {"a": a, "b": b}))
+        return a + b
+
+    return [weather, add]
+
+
+def _script_calls(srv: FakeProviderServer, protocol: str, calls: list[DemoCall],
+                  **kw: Any) -> None:
+    body = b"".join(tool_call_pieces(protocol, calls, model="demo-small", prompt_tokens=10,
+                                     completion_tokens=7, fragments=3, **kw))
+    srv.script("chat", Scripted(body=body, content_type=CONTENT_TYPES[protocol], chunks=11))
+
+
+def _chat_posts(srv: FakeProviderServer) -> list[Any]:
+    return [r.json for r in srv.requests if r.method == "POST"]
+
+
+WEATHER_OUT = json.dumps({"city": "Paris", "temp": 23})
+
+
+def _expected_tail(protocol: str) -> list[dict[str, Any]]:
+    """The transcript the second request must end with, in the protocol's own shape."""
+    if protocol == "openai":
+        return [
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {
+                    "name": "weather", "arguments": '{"city": "Paris", "days": 2}'}},
+                {"id": "c2", "type": "function", "function": {
+                    "name": "add", "arguments": '{"a": 2, "b": 3}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": WEATHER_OUT},
+            {"role": "tool", "tool_call_id": "c2", "content": "5"},
+        ]
+    if protocol == "anthropic":
+        return [
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "c1", "name": "weather",
+                 "input": {"city": "Paris", "days": 2}},
+                {"type": "tool_use", "id": "c2", "name": "add", "input": {"a": 2, "b": 3}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "c1", "content": WEATHER_OUT},
+                {"type": "tool_result", "tool_use_id": "c2", "content": "5"}]},
+        ]
+    if protocol == "gemini":
+        return [
+            {"role": "model", "parts": [
+                {"functionCall": {"id": "c1", "name": "weather",
+                                  "args": {"city": "Paris", "days": 2}},
+                 "thoughtSignature": "c2lnbmF0dXJlLWRlbW8="},
+                {"functionCall": {"id": "c2", "name": "add", "args": {"a": 2, "b": 3}}}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"id": "c1", "name": "weather",
+                                      "response": {"output": WEATHER_OUT}}},
+                {"functionResponse": {"id": "c2", "name": "add",
+                                      "response": {"output": "5"}}}]},
+        ]
+    return [  # ollama
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "weather", "arguments": {"city": "Paris", "days": 2}}},
+            {"function": {"name": "add", "arguments": {"a": 2, "b": 3}}}]},
+        {"role": "tool", "content": WEATHER_OUT, "tool_name": "weather"},
+        {"role": "tool", "content": "5", "tool_name": "add"},
+    ]
+
+
+def _tail(protocol: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    if protocol == "gemini":
+        return list(body["contents"][-2:])
+    return list(body["messages"][-(2 if protocol == "anthropic" else 3):])
+
+
+def _tool_defs(protocol: str, body: dict[str, Any]) -> list[Any]:
+    weather = {"type": "object", "properties": {
+        "city": {"type": "string", "description": "City name"},
+        "days": {"type": "integer", "default": 1}},
+        "required": ["city"], "additionalProperties": False}
+    if protocol == "gemini":
+        return [(d["name"], d["description"], d["parametersJsonSchema"])
+                for d in body["tools"][0]["functionDeclarations"]][:1] + [weather]
+    if protocol == "anthropic":
+        return [(t["name"], t["description"], t["input_schema"])
+                for t in body["tools"]][:1] + [weather]
+    return [(t["function"]["name"], t["function"]["description"],
+             t["function"]["parameters"]) for t in body["tools"] if t["type"] == "function"
+            ][:1] + [weather]
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic", "gemini", "ollama"])
+def test_two_parallel_fragmented_calls_then_answer(
+        ws: Any, server: FakeProviderServer, protocol: str) -> None:
+    pid = _add_provider(ws, server, protocol)
+    ran: list[tuple[str, dict[str, Any]]] = []
+    _script_calls(server, protocol, ASKED)
+    s = ws.chat(PROMPT, provider=pid, tools=_tools(ran), approve="all")
+    text = s.text
+
+    assert sorted(ran) == [("add", {"a": 2, "b": 3}), ("weather", {"city": "Paris", "days": 2})]
+    first, second = _chat_posts(server)
+    defs = _tool_defs(protocol, first)
+    assert defs[0] == ("weather", "The forecast for a city.", defs[1])
+    assert _tail(protocol, second) == _expected_tail(protocol)
+    assert _tool_defs(protocol, second)[0][0] == "weather"  # tools offered again
+
+    assert text.endswith(demo_text(PROMPT))
+    assert f"weather returned {WEATHER_OUT}" in text or "weather returned" in text
+    assert s.finish_reason == "stop"
+    (step1, step2) = s.steps
+    assert [r.status for r in step1.results] == ["ok", "ok"] and not step2.calls
+    assert step1.usage["prompt_tokens"] == 10 and step1.usage["completion_tokens"] == 7
+    assert s.usage.prompt_tokens == 10 + step2.usage["prompt_tokens"]
+    assert s.usage.completion_tokens == 7 + step2.usage["completion_tokens"]
+    rec = ws.stats.get(pid, "demo-small")
+    assert rec.requests == 2  # one per HTTP call
+    assert rec.prompt_tokens == s.usage.prompt_tokens
+    assert rec.completion_tokens == s.usage.completion_tokens
+
+
+def test_openrouter_cost_is_summed_over_steps(ws: Any, server: FakeProviderServer) -> None:
+    """OpenRouter reports ``usage.cost`` per request: the chat's cost is their sum."""
+    pid = _add_provider(ws, server, "openrouter")
+    _script_calls(server, "openai", ASKED[1:], openrouter=True)
+    s = ws.chat(PROMPT, provider=pid, tools=_tools([]), approve="all").wait()
+    assert len(s.steps) == 2 and s.steps[1].cost is not None
+    assert s.cost == pytest.approx(sum(st.cost or 0 for st in s.steps))
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def _one_call(server: FakeProviderServer, arguments: dict[str, Any], name: str = "weather"
+              ) -> None:
+    _script_calls(server, "openai", [DemoCall("c1", name, arguments)])
+
+
+def _tool_messages(server: FakeProviderServer) -> list[dict[str, Any]]:
+    return [m for m in _chat_posts(server)[-1]["messages"] if m["role"] == "tool"]
+
+
+def test_denied_call_is_reported_to_the_model(ws: Any, server: FakeProviderServer) -> None:
+    """Documented: a denied call does not run; the model is told it was denied."""
+    pid = _add_provider(ws, server, "openai")
+    ran: list[Any] = []
+    _one_call(server, {"city": "Paris"})
+    asked: list[str] = []
+    s = ws.chat(PROMPT, provider=pid, tools=_tools(ran),
+                approve=lambda call: asked.append(call.name) or False).wait()
+    assert asked == ["weather"] and ran == []
+    assert s.steps[0].results[0].status == "denied" and s.finish_reason == "stop"
+    (msg,) = _tool_messages(server)
+    assert msg["tool_call_id"] == "c1" and "denied" in msg["content"]
+
+
+def test_a_raising_tool_becomes_an_error_result(ws: Any, server: FakeProviderServer) -> None:
+    pid = _add_provider(ws, server, "openai")
+
+    @vj.tool
+    def weather(city: str) -> str:
+        """Fails."""
+        raise RuntimeError(f"no data for {city}")
+
+    _one_call(server, {"city": "Oslo"})
+    s = ws.chat(PROMPT, provider=pid, tools=[weather], approve="all").wait()
+    (msg,) = _tool_messages(server)
+    assert msg["content"] == "Error: the tool raised RuntimeError: no data for Oslo"
+    assert s.steps[0].results[0].status == "error" and s.finish_reason == "stop"
+
+
+def test_invalid_arguments_never_reach_the_function(ws: Any,
+                                                    server: FakeProviderServer) -> None:
+    pid = _add_provider(ws, server, "anthropic")
+    ran: list[Any] = []
+    server.script("chat", Scripted(body=b"".join(tool_call_pieces(
+        "anthropic", [DemoCall("t1", "add", {"a": "two", "b": 3})], model="demo-small",
+        prompt_tokens=3, completion_tokens=2)), content_type="text/event-stream"))
+    s = ws.chat(PROMPT, provider=pid, tools=_tools(ran), approve="all").wait()
+    assert ran == [] and s.steps[0].results[0].status == "invalid"
+    (block,) = _chat_posts(server)[-1]["messages"][-1]["content"]
+    assert block["type"] == "tool_result" and block["is_error"] is True
+    assert "Invalid arguments for tool 'add': a:" in block["content"]
+
+
+def test_max_steps_stops_the_loop(ws: Any, server: FakeProviderServer) -> None:
+    """Documented: at most ``max_steps`` model requests; when the last one still asks for
+    tools they are not run, ``finish_reason`` is ``tool_calls`` and
+    ``stopped_by_limit`` is true."""
+    pid = _add_provider(ws, server, "openai")
+    ran: list[Any] = []
+    for i in range(3):
+        _one_call(server, {"a": i, "b": 1}, name="add")
+    s = ws.chat(PROMPT, provider=pid, tools=_tools(ran), approve="all", max_steps=2).wait()
+    assert len(_chat_posts(server)) == 2 and ran == [("add", {"a": 0, "b": 1})]
+    assert s.finish_reason == "tool_calls" and s.stopped_by_limit
+    assert [r.status for r in s.steps[-1].results] == ["skipped"]
+    assert ws.stats.get(pid, "demo-small").requests == 2
+
+
+def test_ctrl_c_during_a_tool_cancels_the_chat(ws: Any, server: FakeProviderServer) -> None:
+    """Documented: Ctrl-C while a tool runs stops the chat: ``KeyboardInterrupt``
+    propagates, ``finish_reason`` is ``cancelled``, no further request is sent, the
+    request already made is counted."""
+    pid = _add_provider(ws, server, "openai")
+
+    @vj.tool
+    def weather(city: str) -> str:
+        """The user presses Ctrl-C while this runs."""
+        raise KeyboardInterrupt
+
+    _one_call(server, {"city": "Rome"})
+    s = ws.chat(PROMPT, provider=pid, tools=[weather], approve="all")
+    with pytest.raises(KeyboardInterrupt):
+        s.wait()
+    assert s.finish_reason == "cancelled" and len(_chat_posts(server)) == 1
+    assert s.steps[0].results[0].status == "cancelled"
+    assert ws.stats.get(pid, "demo-small").requests == 1
+
+
+def test_async_chat_with_tools(ws: Any, server: FakeProviderServer) -> None:
+    import asyncio
+
+    pid = _add_provider(ws, server, "gemini")
+    ran: list[Any] = []
+    _script_calls(server, "gemini", ASKED)
+
+    async def main() -> Any:
+        s = ws.achat(PROMPT, provider=pid, tools=_tools(ran), approve="all")
+        return await s.wait()
+
+    s = asyncio.run(main())
+    assert len(ran) == 2 and s.text.endswith(demo_text(PROMPT))
+    assert s.finish_reason == "stop" and len(s.steps) == 2
+
+
+def test_demo_tool_mode_calls_the_first_tool_once(ws: Any, server: FakeProviderServer) -> None:
+    """The demo provider's deterministic tool mode: schema-valid arguments, then an
+    answer quoting the result."""
+    for protocol in ("openai", "anthropic", "gemini", "ollama"):
+        pid = _add_provider(ws, server, protocol)
+        ran: list[Any] = []
+        s = ws.chat("use add please", provider=pid, tools=_tools(ran), approve="all")
+        assert s.text.startswith("The tool add returned 4."), (protocol, s.text)
+        assert ran == [("add", {"a": 2, "b": 2})], protocol
