@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .errors import ConfigValidationError, ProviderError, ViagentError
-from .schema import Message, ModelSettings, ProviderConfig, Usage, validation_error
+from .errors import ConfigValidationError, ProviderAPIError, ProviderError, ViagentError
+from .schema import Message, ModelInfo, ModelSettings, ProviderConfig, Usage, validation_error
 
 if TYPE_CHECKING:
     from ._workspace import Workspace
@@ -50,6 +50,10 @@ class _Plan:
     model: str
     request: ChatRequest
     adapter: Adapter
+    #: The settings the user set (stored on the provider or passed per call): never dropped
+    #: on a 400 (see ``refusals.py``); ``per_call`` are those given to this call.
+    explicit: frozenset[str] = frozenset()
+    per_call: frozenset[str] = frozenset()
 
 
 def _messages(prompt: str | Sequence[Message | dict[str, str]],
@@ -108,6 +112,9 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
         raise validation_error(exc, "chat settings") from None
     messages, system_text = _messages(prompt, system)
     key, _source = ws.providers.resolve_key(pid)
+    learnt = _learnt(ws, pid, model)
+    # only Anthropic's request depends on the model list (max_tokens, adaptive thinking)
+    info = _model_info(ws, pid, model) if cfg.provider_type == "anthropic" else None
     request = ChatRequest(
         provider_id=pid,
         provider_type=cfg.provider_type,
@@ -118,8 +125,62 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
         system=system_text,
         settings=resolved.model_dump(exclude_none=True),
         headers=dict(cfg.headers),
+        omit=frozenset(k for k, v in learnt.items() if v == "omit"),
+        rename={k: v.removeprefix("rename:") for k, v in learnt.items()
+                if v.startswith("rename:")},
+        max_output_tokens=info.max_output_tokens if info is not None else None,
+        capabilities=info.capabilities if info is not None else (),
     )
-    return _Plan(cfg, model, request, get_adapter(cfg.provider_type))
+    adapter = get_adapter(cfg.provider_type)
+    adapter.check_request(request)
+    return _Plan(cfg, model, request, adapter, frozenset(request.settings),
+                 frozenset(overrides))
+
+
+def _learnt(ws: Workspace, pid: str, model: str) -> dict[str, str]:
+    from . import refusals
+
+    try:
+        return refusals.load(ws.db, pid, model)
+    except ViagentError:
+        return {}
+
+
+def _model_info(ws: Workspace, pid: str, model: str) -> ModelInfo | None:
+    try:
+        return ws.registry.info(pid, model)  # the cached list only: never a request
+    except ViagentError:
+        return None
+
+
+def _replan(ws: Workspace, plan: _Plan, exc: ProviderAPIError) -> bool:
+    """After a 400 before any byte of answer: ``True`` when the request was changed and is
+    worth one more try (see ``refusals.py``); raises the one-line error for a refused
+    explicit setting; ``False`` when the 400 is about something else."""
+    from dataclasses import replace
+
+    from . import refusals
+
+    wire = refusals.refused_parameter(exc)
+    req = plan.request
+    if wire is None or wire in req.omit or wire in req.rename:
+        return False
+    decision = refusals.decide(wire, plan.explicit, req.provider_type, exc.provider_message)
+    if decision.action == "refuse":
+        raise refusals.refusal_error(exc, decision, req.provider_id, req.model,
+                                     plan.per_call) from None
+    if decision.action == "omit":
+        settings = {k: v for k, v in req.settings.items() if k != decision.setting}
+        plan.request = replace(req, omit=req.omit | {wire}, settings=settings)
+    else:
+        plan.request = replace(req, rename={**req.rename, wire: decision.target or wire})
+    log.info("provider %s refused %s for %s: retrying with it %s", req.provider_id, wire,
+             req.model, "left out" if decision.action == "omit" else "renamed")
+    try:
+        refusals.remember(ws.db, req.provider_id, req.model, decision)
+    except ViagentError:
+        log.warning("could not remember that %s refused %s", req.provider_id, wire)
+    return True
 
 
 class _ChatBase:
@@ -140,6 +201,7 @@ class _ChatBase:
         self.first_token_at: float | None = None
         self.ended_at: float | None = None
         self._parts: list[str] = []
+        self._reasoning: list[str] = []
         self._state: StreamState | None = None
         self._started = False  # the provider answered 2xx: usage will be recorded
         self._hold: int | None = None  # this call's budget hold, released when it ends
@@ -159,6 +221,11 @@ class _ChatBase:
     def partial_text(self) -> str:
         """The text received so far (never waits)."""
         return "".join(self._parts)
+
+    @property
+    def partial_reasoning(self) -> str:
+        """The reasoning text received so far (never waits; never part of the answer)."""
+        return "".join(self._reasoning)
 
     @property
     def elapsed(self) -> float | None:
@@ -198,7 +265,18 @@ class _ChatBase:
             "error_from_response": self._plan.adapter.error_from_response,
         }
 
+    def _take_reasoning(self) -> list[str]:
+        """Move the reasoning the parser collected (during the last feed) over here."""
+        state = self._state
+        if state is None or not state.reasoning:
+            return []
+        out = [d for d in state.reasoning if d]
+        state.reasoning.clear()
+        self._reasoning.extend(out)
+        return out
+
     def _take(self, deltas: list[str]) -> list[str]:
+        self._take_reasoning()
         out = [d for d in deltas if d]
         if out:
             if self.first_token_at is None:
@@ -287,25 +365,57 @@ class ChatStream(_ChatBase):
 
     def __init__(self, ws: Workspace, plan: _Plan) -> None:
         super().__init__(ws, plan)
-        self._gen: Generator[str, None, None] | None = None
+        self._gen: Generator[Any, None, None] | None = None
 
     def __iter__(self) -> Iterator[str]:
+        if self._gen is None:
+            self._gen = self._texts()
+        return self._gen
+
+    def events(self) -> Iterator[tuple[str, str]]:
+        """Iterate ``("reasoning", delta)`` and ``("text", delta)`` as they arrive (instead
+        of iterating the stream itself, which yields the text only)."""
         if self._gen is None:
             self._gen = self._run()
         return self._gen
 
-    def _run(self) -> Generator[str, None, None]:
+    def _texts(self) -> Generator[str, None, None]:
+        events = self._run()
+        try:
+            for kind, delta in events:
+                if kind == "text":
+                    yield delta
+        finally:
+            events.close()
+
+    def _run(self) -> Generator[tuple[str, str], None, None]:
         from .adapters import _http
 
         adapter, parser = self._begin()
         self._state = parser.state
         try:
-            with _http.stream(self._ws.http, adapter.chat_request(self._plan.request),
-                              **self._http_options()) as chunks:
-                self._started = True
-                for chunk in chunks:
-                    yield from self._take(parser.feed(chunk))
-                yield from self._take(parser.close())
+            for attempt in (0, 1):
+                try:
+                    with _http.stream(self._ws.http, adapter.chat_request(self._plan.request),
+                                      **self._http_options()) as chunks:
+                        self._started = True
+                        for chunk in chunks:
+                            texts = parser.feed(chunk)
+                            for delta in self._take_reasoning():
+                                yield "reasoning", delta
+                            for delta in self._take(texts):
+                                yield "text", delta
+                        texts = parser.close()
+                        for delta in self._take_reasoning():
+                            yield "reasoning", delta
+                        for delta in self._take(texts):
+                            yield "text", delta
+                    break
+                except ProviderAPIError as exc:
+                    if self._started or attempt or not _replan(self._ws, self._plan, exc):
+                        raise
+                    parser = adapter.parser(self._plan.request)
+                    self._state = parser.state
         except ProviderError as exc:
             self._fail(exc)
             raise
@@ -313,6 +423,15 @@ class ChatStream(_ChatBase):
             self._end("cancelled")
             raise
         self._finish_ok(parser.state)
+
+    @property
+    def reasoning(self) -> str:
+        """The model's reasoning text (waits for the end, like ``.text``); ``""`` when the
+        model showed none. Never part of ``.text``."""
+        if not self._iterating and not self._done:
+            for _ in self:
+                pass
+        return self.partial_reasoning
 
     @property
     def text(self) -> str:
@@ -362,14 +481,23 @@ class AsyncChatStream(_ChatBase):
         adapter, parser = self._begin()
         self._state = parser.state
         try:
-            async with _http.astream(self._ws.ahttp, adapter.chat_request(self._plan.request),
-                                     **self._http_options()) as chunks:
-                self._started = True
-                async for chunk in chunks:
-                    for delta in self._take(parser.feed(chunk)):
-                        yield delta
-                for delta in self._take(parser.close()):
-                    yield delta
+            for attempt in (0, 1):
+                try:
+                    async with _http.astream(self._ws.ahttp,
+                                             adapter.chat_request(self._plan.request),
+                                             **self._http_options()) as chunks:
+                        self._started = True
+                        async for chunk in chunks:
+                            for delta in self._take(parser.feed(chunk)):
+                                yield delta
+                        for delta in self._take(parser.close()):
+                            yield delta
+                    break
+                except ProviderAPIError as exc:
+                    if self._started or attempt or not _replan(self._ws, self._plan, exc):
+                        raise
+                    parser = adapter.parser(self._plan.request)
+                    self._state = parser.state
         except ProviderError as exc:
             self._fail(exc)
             raise
@@ -381,6 +509,11 @@ class AsyncChatStream(_ChatBase):
     @property
     def text(self) -> str:
         return self.partial_text
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning received so far (complete once the stream was iterated)."""
+        return self.partial_reasoning
 
     async def wait(self) -> AsyncChatStream:
         async for _ in self:

@@ -6,8 +6,8 @@ the workspace, HTTP client, Markdown renderer and sanitizer load on the first ca
 
 Cell magic (the body is the prompt)::
 
-    %%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-s SYSTEM]
-          [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
+    %%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-r LEVEL]
+          [-s SYSTEM] [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
           [--no-interpolate] [--no-stream] [--no-log]
 
 Several ``-m`` (or ``-p PROVIDER:MODEL``) compare models side by side (``_compare.py``).
@@ -152,7 +152,7 @@ def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
 # -- arguments -------------------------------------------------------------------------------
 
 USAGE = """\
-%%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-s SYSTEM]
+%%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-r LEVEL] [-s SYSTEM]
       [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
       [--no-interpolate] [--no-stream] [--no-log]
       PROMPT (the cell body)
@@ -171,6 +171,8 @@ HELP = USAGE + """
                         several -m (or -p ID:MODEL) stream the answers side by side
   -t, --temperature T   sampling temperature (0-2)
   --max-tokens N        cap on the answer's tokens
+  -r, --reasoning LEVEL none, minimal, low, medium, high: how hard the model thinks;
+                        its reasoning shows in a collapsed "Thinking…" section
   -s, --system TEXT     system prompt
   -f, --format F        markdown (default), text, code, json
   --insert              with -f code: also put the code into a new cell
@@ -190,8 +192,12 @@ _SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset",
                           "log", "error", "panel", "sidebar", "help", "prices", "budget"})
 # options that take a separate value, for finding where a one-line prompt starts
 _VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
-                            "--max-tokens", "-s", "--system", "-f", "--format", "-o",
-                            "--output"})
+                            "--max-tokens", "-r", "--reasoning", "-s", "--system", "-f",
+                            "--format", "-o", "--output"})
+
+
+# schema.REASONING_LEVELS, written out: loading the extension must not import pydantic
+_REASONING_LEVELS = ("none", "minimal", "low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,7 @@ class PromptArgs:
     model: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    reasoning: str | None = None
     system: str | None = None
     format: str | None = None  # None: c.LLMMagics.default_format
     insert: bool = False
@@ -264,6 +271,7 @@ def _prompt_parser() -> _Parser:
     p.add_argument("-m", "--model", action="append")
     p.add_argument("-t", "--temperature", type=float)
     p.add_argument("--max-tokens", type=_positive_int)
+    p.add_argument("-r", "--reasoning", choices=_REASONING_LEVELS)
     p.add_argument("-s", "--system")
     p.add_argument("-f", "--format", choices=FORMATS)
     p.add_argument("--insert", action="store_true")
@@ -302,7 +310,8 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
         raise _usage_error(str(exc)) from None
     args = PromptArgs(
         provider=provider, model=model, temperature=ns.temperature,
-        max_tokens=ns.max_tokens, system=ns.system, format=ns.format, insert=ns.insert,
+        max_tokens=ns.max_tokens, reasoning=ns.reasoning, system=ns.system, format=ns.format,
+        insert=ns.insert,
         output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
         stream=not ns.no_stream, help=ns.help, log=not ns.no_log, targets=targets,
     )
@@ -512,7 +521,8 @@ class LLMMagics(Magics):
                 *history, {"role": "user", "content": prompt}]
             with recording(source="magic", log=keep, thread=thread):
                 stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
-                                 temperature=args.temperature, max_tokens=args.max_tokens)
+                                 temperature=args.temperature, max_tokens=args.max_tokens,
+                                 reasoning=args.reasoning)
         except ViagentError as exc:
             self._store(LLMResult(text="", provider=pid, model=args.model, format=fmt,
                                   finish_reason="error", error=exc, prompt=prompt), args)
@@ -541,7 +551,8 @@ class LLMMagics(Magics):
 
         def render(text: str) -> Bundle:
             footer = Footer(label, stream.model, elapsed=stream.elapsed, status="streaming")
-            return make(text, footer, final=False)._repr_mimebundle_()
+            reasoning = view.reasoning if view is not None else ""
+            return make(text, footer, final=False, reasoning=reasoning)._repr_mimebundle_()
 
         view = StreamDisplay(self._publish, render, interval=self.update_interval,
                              bytes_per_second=self.update_bytes_per_second) if live else None
@@ -549,9 +560,13 @@ class LLMMagics(Magics):
         try:
             if view is not None:
                 view.start()
-            for delta in stream:
-                if view is not None:
+            for kind, delta in stream.events():
+                if view is None:
+                    continue
+                if kind == "text":
                     view.add(delta)
+                else:
+                    view.add_reasoning(delta)
         except KeyboardInterrupt:
             # The interrupt may land inside the stream (which then ended itself) or in our
             # display code (the stream is suspended): close() covers both, records usage.
@@ -561,7 +576,7 @@ class LLMMagics(Magics):
         result = LLMResult(
             text=stream.partial_text, provider=stream.provider, model=stream.model, label=label,
             format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
-            elapsed=stream.elapsed, error=error,
+            elapsed=stream.elapsed, error=error, reasoning=stream.partial_reasoning,
         )
         bundle = result._repr_mimebundle_()
         if view is not None:
@@ -734,8 +749,11 @@ class LLMMagics(Magics):
         stats = self.ws.stats
         rows = []
         for r in stats.all():
-            rows.append([r.provider, r.model, str(r.requests), str(r.prompt_tokens),
-                         str(r.completion_tokens), "—" if r.cost is None else f"${r.cost:.6f}",
+            known = r.tokens_known  # every request unreported: unknown, not 0
+            rows.append([r.provider, r.model, str(r.requests),
+                         str(r.prompt_tokens) if known else "—",
+                         str(r.completion_tokens) if known else "—",
+                         "—" if r.cost is None else f"${r.cost:.6f}",
                          str(r.errors),
                          r.last_used.strftime("%Y-%m-%d %H:%M") if r.last_used else "-"])
         t = stats.totals
