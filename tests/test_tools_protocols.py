@@ -140,20 +140,22 @@ def _tail(protocol: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     return list(body["messages"][-(2 if protocol == "anthropic" else 3):])
 
 
-def _tool_defs(protocol: str, body: dict[str, Any]) -> list[Any]:
-    weather = {"type": "object", "properties": {
-        "city": {"type": "string", "description": "City name"},
-        "days": {"type": "integer", "default": 1}},
-        "required": ["city"], "additionalProperties": False}
+WEATHER_SCHEMA = {"type": "object", "properties": {
+    "city": {"type": "string", "description": "City name"},
+    "days": {"type": "integer", "default": 1}},
+    "required": ["city"], "additionalProperties": False}
+
+
+def _tool_defs(protocol: str, body: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(name, description, schema) of the tools a request offers, in its own shape."""
     if protocol == "gemini":
         return [(d["name"], d["description"], d["parametersJsonSchema"])
-                for d in body["tools"][0]["functionDeclarations"]][:1] + [weather]
+                for d in body["tools"][0]["functionDeclarations"]]
     if protocol == "anthropic":
-        return [(t["name"], t["description"], t["input_schema"])
-                for t in body["tools"]][:1] + [weather]
+        return [(t["name"], t["description"], t["input_schema"]) for t in body["tools"]]
+    assert all(t["type"] == "function" for t in body["tools"])
     return [(t["function"]["name"], t["function"]["description"],
-             t["function"]["parameters"]) for t in body["tools"] if t["type"] == "function"
-            ][:1] + [weather]
+             t["function"]["parameters"]) for t in body["tools"]]
 
 
 @pytest.mark.parametrize("protocol", ["openai", "anthropic", "gemini", "ollama"])
@@ -168,9 +170,10 @@ def test_two_parallel_fragmented_calls_then_answer(
     assert sorted(ran) == [("add", {"a": 2, "b": 3}), ("weather", {"city": "Paris", "days": 2})]
     first, second = _chat_posts(server)
     defs = _tool_defs(protocol, first)
-    assert defs[0] == ("weather", "The forecast for a city.", defs[1])
+    assert defs[0] == ("weather", "The forecast for a city.", WEATHER_SCHEMA)
+    assert [d[0] for d in defs] == ["weather", "add"]
     assert _tail(protocol, second) == _expected_tail(protocol)
-    assert _tool_defs(protocol, second)[0][0] == "weather"  # tools offered again
+    assert _tool_defs(protocol, second) == defs  # tools offered again
 
     assert text.endswith(demo_text(PROMPT))
     assert f"weather returned {WEATHER_OUT}" in text or "weather returned" in text
@@ -192,7 +195,8 @@ def test_openrouter_cost_is_summed_over_steps(ws: Any, server: FakeProviderServe
     _script_calls(server, "openai", ASKED[1:], openrouter=True)
     s = ws.chat(PROMPT, provider=pid, tools=_tools([]), approve="all").wait()
     assert len(s.steps) == 2 and s.steps[1].cost is not None
-    assert s.cost == pytest.approx(sum(st.cost or 0 for st in s.steps))
+    assert s.steps[0].cost == pytest.approx(0.00001)
+    assert s.cost == pytest.approx(0.00001 + s.steps[1].cost)
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -294,7 +298,10 @@ def test_async_chat_with_tools(ws: Any, server: FakeProviderServer) -> None:
 
     async def main() -> Any:
         s = ws.achat(PROMPT, provider=pid, tools=_tools(ran), approve="all")
-        return await s.wait()
+        try:
+            return await s.wait()
+        finally:
+            await ws.aclose()
 
     s = asyncio.run(main())
     assert len(ran) == 2 and s.text.endswith(demo_text(PROMPT))
@@ -310,3 +317,67 @@ def test_demo_tool_mode_calls_the_first_tool_once(ws: Any, server: FakeProviderS
         s = ws.chat("use add please", provider=pid, tools=_tools(ran), approve="all")
         assert s.text.startswith("The tool add returned 4."), (protocol, s.text)
         assert ran == [("add", {"a": 2, "b": 2})], protocol
+
+
+# --------------------------------------------------------------------------- recordings
+
+RECORDED = {
+    # protocol: (recording, provider type, the calls it asks for)
+    "openai": ("openai/chat_stream_tool_call_then_text__simonw_llm.0.sse", "openai",
+               [("multiply", {"a": 1231, "b": 2331})]),
+    "anthropic": ("anthropic/messages_stream_tool_use_args__mirascope.sse", "anthropic",
+                  [("secret_retrieval_tool", {"password": "mellon"}),
+                   ("secret_retrieval_tool", {"password": "radiance"})]),
+    "gemini": ("gemini/stream_sse_function_call__mirascope.sse", "gemini",
+               [("secret_retrieval_tool", {"password": "mellon"}),
+                ("secret_retrieval_tool", {"password": "radiance"})]),
+}
+
+
+@pytest.mark.parametrize("protocol", sorted(RECORDED))
+def test_recorded_tool_turns_run_and_go_back(ws: Any, server: FakeProviderServer,
+                                            protocol: str) -> None:
+    """Real recorded tool-call turns (fixtures/wire) drive the loop: the calls run with the
+    recorded arguments; Gemini's thoughtSignature goes back in its part."""
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("VIAGENT_WIRE_FIXTURES")
+    if not root:
+        pytest.skip("VIAGENT_WIRE_FIXTURES is not set")
+    path, ptype, expected = RECORDED[protocol]
+    pid = _add_provider(ws, server, ptype)
+    server.script("chat", Scripted.from_recording(Path(root) / path, chunks=64))
+    ran: list[tuple[str, dict[str, Any]]] = []
+
+    @vj.tool
+    def multiply(a: int, b: int) -> int:
+        """Multiply."""
+        ran.append(("multiply", {"a": a, "b": b}))
+        return a * b
+
+    @vj.tool
+    def secret_retrieval_tool(password: str) -> str:
+        """A secret."""
+        ran.append(("secret_retrieval_tool", {"password": password}))
+        return f"secret-of-{password}"
+
+    s = ws.chat("go", provider=pid, tools=[multiply, secret_retrieval_tool],
+                approve="all").wait()
+    assert ran == expected and s.finish_reason == "stop" and len(s.steps) == 2
+    second = _chat_posts(server)[1]
+    if protocol == "gemini":
+        model_turn, results = second["contents"][-2:]
+        assert model_turn["parts"][0]["thoughtSignature"].startswith("CikB0e2Kbw5")
+        assert "id" not in model_turn["parts"][0]["functionCall"]  # none was recorded
+        assert [p["functionResponse"] for p in results["parts"]] == [
+            {"name": "secret_retrieval_tool", "response": {"output": "secret-of-mellon"}},
+            {"name": "secret_retrieval_tool", "response": {"output": "secret-of-radiance"}}]
+    elif protocol == "anthropic":
+        turn, results = second["messages"][-2:]
+        assert turn["content"][0] == {"type": "text", "text":
+                                      "I'll retrieve the secrets for both passwords you provided."}
+        assert [b["content"] for b in results["content"]] == ["secret-of-mellon",
+                                                              "secret-of-radiance"]
+    else:
+        assert second["messages"][-1]["content"] == str(1231 * 2331)

@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 __all__ = ["AsyncToolChatStream", "ToolChatStream"]
 
 
+def _call(raw: dict[str, Any], fallback_id: str) -> ToolCall:
+    """A parser's call as a ToolCall; a call without an id (older Gemini, Ollama) gets one,
+    marked ``synthetic_id`` so the adapter does not send it back."""
+    extra = dict(raw.get("extra") or {})
+    cid = str(raw.get("id") or "")
+    if not cid:
+        cid, extra["synthetic_id"] = fallback_id, True
+    return ToolCall(cid, str(raw.get("name") or ""), raw.get("arguments"), extra)
+
+
 class _ToolMixin:
     """The bookkeeping both tool streams share (mixed into a ``_ChatBase``)."""
 
@@ -65,9 +75,7 @@ class _ToolMixin:
         step.usage = inner.usage.model_dump(exclude_none=True)
         step.cost = inner.cost
         if state is not None:
-            step.calls = [ToolCall(str(c.get("id") or f"call_{step.index}_{i}"),
-                                   str(c.get("name") or ""), c.get("arguments"),
-                                   dict(c.get("extra") or {}))
+            step.calls = [_call(c, f"call_{step.index}_{i}")
                           for i, c in enumerate(state.tool_calls)]
         for key, value in step.usage.items():
             if isinstance(value, int):
@@ -105,7 +113,7 @@ class ToolChatStream(_ToolMixin, ChatStream):
         super().__init__(ws, plan)
         self._setup(loop, plan)
 
-    def _run(self) -> Generator[tuple[str, str], None, None]:  # type: ignore[override]
+    def _run(self) -> Generator[tuple[str, str], None, None]:
         if self._iterating or self._done:
             raise RuntimeError("a chat stream can be iterated only once; use .text afterwards")
         self._iterating = True
@@ -185,8 +193,15 @@ class AsyncToolChatStream(_ToolMixin, AsyncChatStream):
         self._close_ok(inner)
 
 
-def tool_loop(tools: Any, approve: Any, max_steps: int | None) -> ToolLoop:
+def tool_loop(kw: dict[str, Any]) -> ToolLoop | None:
+    """Take the tool options out of a chat's keyword arguments: a loop, or ``None``."""
     from .tools import MAX_STEPS
 
+    tools = kw.pop("tools", None)
+    approve = kw.pop("approve", "ask")
+    max_steps = kw.pop("max_steps", None)
+    on_step = kw.pop("on_step", None)
+    if not tools:
+        return None
     return ToolLoop(list(tools), approve=approve,
-                    max_steps=MAX_STEPS if max_steps is None else max_steps)
+                    max_steps=MAX_STEPS if max_steps is None else max_steps, on_step=on_step)

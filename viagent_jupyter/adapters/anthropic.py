@@ -57,7 +57,7 @@ from ._common import (
     stream_error,
 )
 from ._sse import SSEEvent
-from .base import ChatRequest, HTTPRequest, ModelPage
+from .base import ChatRequest, HTTPRequest, ModelPage, StreamState
 
 __all__ = ["ADAPTER", "API_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicAdapter", "Parser"]
 
@@ -128,6 +128,8 @@ class Parser(SSEParser):
                             text = delta.get("thinking")
                             if text:
                                 state.reasoning.append(text)
+                        elif kind == "input_json_delta":
+                            _tool_input(state, obj.get("index"), delta.get("partial_json"))
                 elif kind == "message_delta":
                     delta = obj.get("delta")
                     if delta:
@@ -145,6 +147,8 @@ class Parser(SSEParser):
                         usage = message.get("usage")
                         if usage:
                             self._usage(usage)
+                elif kind == "content_block_start":
+                    _tool_start(state, obj.get("index"), obj.get("content_block"))
                 elif kind == "message_stop":
                     state.done = True
                 elif kind == "error" or event == b"error":
@@ -192,6 +196,57 @@ class Parser(SSEParser):
         output = count(usage.get("output_tokens"))
         if output is not None:
             target["completion_tokens"] = output
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _tool_start(state: StreamState, index: Any, block: Any) -> None:
+    """``content_block_start`` of a ``tool_use`` block: id and name; input follows."""
+    if isinstance(block, Mapping) and block.get("type") == "tool_use":
+        state.tool_calls.append({"index": index, "id": opt_str(block.get("id")) or "",
+                                 "name": opt_str(block.get("name")) or "", "arguments": ""})
+
+
+def _tool_input(state: StreamState, index: Any, partial: Any) -> None:
+    """``input_json_delta.partial_json``: a piece of the block's input (JSON text; the
+    first piece is often empty)."""
+    if not isinstance(partial, str):
+        return
+    for call in reversed(state.tool_calls):
+        if call["index"] == index:
+            call["arguments"] += partial
+            return
+
+
+def _tool_defs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"name": t["name"], "description": t["description"],
+             "input_schema": t["parameters"]} for t in tools]
+
+
+def _tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The neutral transcript in Messages shape: the assistant's ``tool_use`` blocks, then
+    ONE user message holding every ``tool_result`` block of that turn."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "assistant" and "tool_calls" in m:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] \
+                if m.get("content") else []
+            blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"],
+                        "input": c["arguments"]} for c in m["tool_calls"]]
+            out.append({"role": "assistant", "content": blocks})
+        elif m["role"] == "tool":
+            block = {"type": "tool_result", "tool_use_id": m["tool_call_id"],
+                     "content": m["content"]}
+            if m.get("is_error"):
+                block["is_error"] = True
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    return out
 
 
 def _created(value: Any) -> int | None:
@@ -292,6 +347,10 @@ class AnthropicAdapter(AdapterBase):
         }
         if system:
             body["system"] = system
+        if req.tools or any(m["role"] == "tool" for m in messages):
+            body["messages"] = _tool_messages(messages)
+            if req.tools:
+                body["tools"] = _tool_defs(req.tools)
         if thinking is not None:
             body["thinking"] = thinking
             if thinking["type"] == "adaptive":

@@ -78,9 +78,11 @@ def _openai(calls: Sequence[DemoCall], model: str, prompt: int, completion: int,
                 out.append(chunk({"tool_calls": [{"index": i,
                                                   "function": {"arguments": parts[k]}}]}))
     out.append(chunk({}, "tool_calls"))
-    out.append(b"data: " + _dumps({**head, "choices": [], "usage": {
-        "prompt_tokens": prompt, "completion_tokens": completion,
-        "total_tokens": prompt + completion}}) + b"\n\n")
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if openrouter:
+        usage["cost"] = 0.00001  # USD, provider-reported
+    out.append(b"data: " + _dumps({**head, "choices": [], "usage": usage}) + b"\n\n")
     out.append(b"data: [DONE]\n\n")
     return out
 
@@ -182,9 +184,14 @@ def _results(protocol: str, body: Mapping[str, Any]) -> list[tuple[str, str]]:
     if protocol == "gemini":
         contents = body.get("contents") or []
         last = contents[-1] if contents else {}
-        return [(str(p["functionResponse"].get("name")),
-                 json.dumps(p["functionResponse"].get("response")))
-                for p in last.get("parts") or [] if "functionResponse" in p]
+        found: list[tuple[str, str]] = []
+        for p in last.get("parts") or []:
+            if "functionResponse" in p:
+                response = p["functionResponse"].get("response") or {}
+                value = response.get("output", response.get("error", response))
+                found.append((str(p["functionResponse"].get("name")),
+                              value if isinstance(value, str) else json.dumps(value)))
+        return found
     messages = body.get("messages") or []
     names = _call_names(messages)
     if protocol == "anthropic":
@@ -222,7 +229,7 @@ def _call_names(messages: Sequence[Any]) -> dict[str, str]:
 def _example(schema: Mapping[str, Any]) -> Any:
     if "default" in schema:
         return schema["default"]
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     kind = schema.get("type")
     if isinstance(kind, list):

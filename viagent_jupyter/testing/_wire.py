@@ -348,7 +348,9 @@ def _conversation(protocol: str, body: Mapping[str, Any]
             if role not in ("user", "model"):
                 raise BadRequest(f"Please use a valid role: user, model. (got {role!r})")
             parts = c.get("parts") if isinstance(c, dict) else None
-            texts.append((role, _text_of(parts)))
+            results = isinstance(parts, list) and any(
+                isinstance(p, dict) and "functionResponse" in p for p in parts)
+            texts.append(("function" if results else role, _text_of(parts)))
         system = body.get("systemInstruction")
         prompt = sum(_words(t) for _, t in texts)
         if isinstance(system, dict):
@@ -375,7 +377,11 @@ def _conversation(protocol: str, body: Mapping[str, Any]
                                  "accepts a top-level `system` parameter, not \"system\" as "
                                  "an input message role.")
             raise BadRequest(f"messages: invalid role {role!r}")
-        pairs.append((str(role), _text_of(m.get("content"))))
+        content = m.get("content")
+        if role == "user" and isinstance(content, list) and any(
+                isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+            role = "tool"  # Anthropic tool results travel in a user message
+        pairs.append((str(role), _text_of(content)))
     prompt = sum(_words(t) for _, t in pairs)
     if protocol == "anthropic":
         limit = body.get("max_tokens")
