@@ -155,6 +155,7 @@ USAGE = """\
 %%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-r LEVEL] [-s SYSTEM]
       [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
       [--no-interpolate] [--no-stream] [--no-log]
+      [--tools F,G|builtins [--approve all] [--max-steps N]]
       PROMPT (the cell body)
 %%llm -m MODEL_A -m MODEL_B ... | -p P1:MODEL -p P2:MODEL ...   compare side by side
 %llm [options] PROMPT            the same, prompt on the line (--chat=THREAD, -- ends options)
@@ -182,6 +183,11 @@ HELP = USAGE + """
   --no-interpolate      send {braces} as written
   --no-stream           wait for the whole answer, then show it
   --no-log              do not record this call in the history (%llm log)
+  --tools F,G           let the model call these functions of the notebook (@vj.tool);
+                        builtins: read-only tools over the notebook's variables and cells
+  --approve all         run every call without asking (default: ask on each call that
+                        is not @vj.tool(safe=True); no stdin means deny)
+  --max-steps N         at most N model requests in one answer (default 8)
 
   {name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
   notebook's variables; other braces stay as written; {{ and }} give single braces.
@@ -193,7 +199,8 @@ _SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset",
 # options that take a separate value, for finding where a one-line prompt starts
 _VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
                             "--max-tokens", "-r", "--reasoning", "-s", "--system", "-f",
-                            "--format", "-o", "--output"})
+                            "--format", "-o", "--output", "--tools", "--approve",
+                            "--max-steps"})
 
 
 # schema.REASONING_LEVELS, written out: loading the extension must not import pydantic
@@ -209,6 +216,9 @@ class PromptArgs:
     temperature: float | None = None
     max_tokens: int | None = None
     reasoning: str | None = None
+    tools: str | None = None  # --tools f,g (names in the namespace; "builtins")
+    approve: str | None = None  # --approve ask|all
+    max_steps: int | None = None
     system: str | None = None
     format: str | None = None  # None: c.LLMMagics.default_format
     insert: bool = False
@@ -272,6 +282,9 @@ def _prompt_parser() -> _Parser:
     p.add_argument("-t", "--temperature", type=float)
     p.add_argument("--max-tokens", type=_positive_int)
     p.add_argument("-r", "--reasoning", choices=_REASONING_LEVELS)
+    p.add_argument("--tools")
+    p.add_argument("--approve", choices=("ask", "all"))
+    p.add_argument("--max-steps", type=_positive_int)
     p.add_argument("-s", "--system")
     p.add_argument("-f", "--format", choices=FORMATS)
     p.add_argument("--insert", action="store_true")
@@ -314,7 +327,10 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
         insert=ns.insert,
         output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
         stream=not ns.no_stream, help=ns.help, log=not ns.no_log, targets=targets,
+        tools=ns.tools, approve=ns.approve, max_steps=ns.max_steps,
     )
+    if targets and args.tools:
+        raise _usage_error("comparing several models works without --tools")
     if targets and (args.chat is not None or args.new or args.insert):
         raise _usage_error("comparing several models works without --chat, --new and --insert")
     if args.insert:
@@ -519,10 +535,14 @@ class LLMMagics(Magics):
             label = ws.providers.get(pid).display_label
             messages: Any = prompt if thread is None else [
                 *history, {"role": "user", "content": prompt}]
+            from ._tool_magic import tool_options
+
+            tools = tool_options(args.tools, args.approve, args.max_steps, self._ip.user_ns,
+                                 self._ip, lambda b: self._publish(b, uuid.uuid4().hex, False))
             with recording(source="magic", log=keep, thread=thread):
                 stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
                                  temperature=args.temperature, max_tokens=args.max_tokens,
-                                 reasoning=args.reasoning)
+                                 reasoning=args.reasoning, **tools)
         except ViagentError as exc:
             self._store(LLMResult(text="", provider=pid, model=args.model, format=fmt,
                                   finish_reason="error", error=exc, prompt=prompt), args)

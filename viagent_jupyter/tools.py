@@ -345,6 +345,8 @@ class ToolLoop:
             self.stopped_by_limit = True
             step.results = [ToolResult(c, "skipped", "not run: the step limit was reached")
                             for c in step.calls]
+            for result in step.results:
+                self._notify(step, result)
             return False
         return True
 
@@ -400,6 +402,7 @@ class ToolLoop:
                 prepared = self._prepare(call)
                 if isinstance(prepared, ToolResult):
                     results[i] = prepared
+                    self._notify(step, prepared)
                     continue
                 t, kwargs = prepared
                 if t.is_async:
@@ -413,7 +416,10 @@ class ToolLoop:
                     results[i] = self._failed(call, kwargs, exc, t0)
                 self._notify(step, results[i])
             if pending_async:
-                results.update(_run_async_in_thread(self, pending_async))
+                done = _run_async_in_thread(self, pending_async)
+                results.update(done)
+                for result in done.values():
+                    self._notify(step, result)
         except KeyboardInterrupt:
             for i, call in enumerate(step.calls):
                 results.setdefault(i, ToolResult(call, "cancelled", "cancelled by the user"))
@@ -433,6 +439,7 @@ class ToolLoop:
                 prepared = self._prepare(call)
                 if isinstance(prepared, ToolResult):
                     results[i] = prepared
+                    self._notify(step, prepared)
                 elif prepared[0].is_async:
                     coros.append((i, call, *prepared))
                 else:
@@ -442,9 +449,12 @@ class ToolLoop:
                         results[i] = self._ok(call, kwargs, t.fn(**kwargs), t0)
                     except Exception as exc:
                         results[i] = self._failed(call, kwargs, exc, t0)
+                    self._notify(step, results[i])
             if coros:
                 done = await asyncio.gather(*(self._one_async(c, t, k) for _, c, t, k in coros))
-                results.update({i: r for (i, *_), r in zip(coros, done, strict=True)})
+                for (i, *_), r in zip(coros, done, strict=True):
+                    results[i] = r
+                    self._notify(step, r)
         except (KeyboardInterrupt, asyncio.CancelledError):
             for i, call in enumerate(step.calls):
                 results.setdefault(i, ToolResult(call, "cancelled", "cancelled by the user"))
