@@ -578,7 +578,8 @@ class LLMMagics(Magics):
                              bytes_per_second=self.update_bytes_per_second) if live else None
         error: ViagentError | None = None
         try:
-            if view is not None:
+            # a tool chat shows its answer from the first delta on, below the tool lines
+            if view is not None and not hasattr(stream, "steps"):
                 view.start()
             for kind, delta in stream.events():
                 if view is None:
