@@ -90,3 +90,53 @@ def test_builtins_are_safe_and_read_the_namespace(k: tuple[Kernel, FakeProviderS
     assert '"name": "xs"' in shown and '"shape": "len 3"' in shown
     tools = [t["name"] for t in srv.requests[-1].json["tools"]]
     assert tools == ["list_variables", "describe_variable", "read_cell", "last_error"]
+
+
+@pytest.mark.slow
+def test_interrupting_the_kernel_during_a_tool_cancels(ws: Any, tmp_path: Path) -> None:
+    """Documented: Ctrl-C (interrupt) while a tool runs ends the answer as cancelled, no
+    traceback, no further request."""
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    with FakeProviderServer(delay=0) as srv:
+        ws.providers.create(id="fake", provider_type="openai", name="Fake",
+                            base_url=srv.url_for("openai"), api_key="sk-test-openai-0001",
+                            default_model="demo-small", max_retries=0)
+        ws.providers.select("fake")
+        env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}
+        km, kc = start_new_kernel(kernel_name="python3", env=env)
+        try:
+            Kernel(kc).check(SETUP + '''
+import time
+
+@vj.tool
+def slow(n: int) -> int:
+    """Takes long."""
+    print("tool started", flush=True)
+    time.sleep(60)
+    return n
+''')
+            msg_id = kc.execute("%%llm --tools slow --approve all\nuse slow")
+            interrupted = False
+            deadline = time.monotonic() + 60
+            while True:
+                msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                assert kind != "error", content
+                if kind == "stream" and "tool started" in content["text"] and not interrupted:
+                    km.interrupt_kernel()
+                    interrupted = True
+                if kind == "status" and content["execution_state"] == "idle":
+                    break
+            assert interrupted
+            assert kc.get_shell_msg(timeout=10)["content"]["status"] == "ok"
+            out = Kernel(kc).check("print(_llm.finish_reason, _llm.error)")
+            assert out.strip() == "cancelled None"
+            assert len([r for r in srv.requests if r.method == "POST"]) == 1
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)

@@ -381,3 +381,31 @@ def test_recorded_tool_turns_run_and_go_back(ws: Any, server: FakeProviderServer
                                                               "secret-of-radiance"]
     else:
         assert second["messages"][-1]["content"] == str(1231 * 2331)
+
+
+def test_a_key_in_a_tool_result_or_error_never_reaches_the_provider(
+        ws: Any, server: FakeProviderServer) -> None:
+    from _util import PLANTED_KEY
+
+    ws.providers.create(id="k", provider_type="openai", name="Keyed",
+                        base_url=server.url_for("openai"), default_model="demo-small",
+                        api_key=PLANTED_KEY)
+
+    @vj.tool
+    def leaky(city: str) -> str:
+        """Returns a key."""
+        return f"the key is {PLANTED_KEY}"
+
+    @vj.tool
+    def weather(city: str) -> str:
+        """Raises with a key in the message."""
+        raise ValueError(f"auth failed for {PLANTED_KEY}")
+
+    _script_calls(server, "openai", [DemoCall("c1", "leaky", {"city": "x"}),
+                                     DemoCall("c2", "weather", {"city": "x"})])
+    s = ws.chat(PROMPT, provider="k", tools=[leaky, weather], approve="all").wait()
+    second = [r for r in server.requests if r.method == "POST"][1]
+    assert PLANTED_KEY.encode() not in second.body
+    assert [m["content"] for m in second.json["messages"][-2:]] == [
+        "the key is [REDACTED]", "Error: the tool raised ValueError: auth failed for [REDACTED]"]
+    assert PLANTED_KEY not in repr(s.steps)

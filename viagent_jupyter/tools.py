@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints, overload
 
-from .errors import ConfigValidationError, one_line
+from .errors import ConfigValidationError, one_line, scrub
 
 __all__ = [
     "MAX_STEPS",
@@ -227,7 +227,8 @@ class ToolResult:
     call: ToolCall
     status: Status
     output: str
-    value: Any = None  # the function's return value (status "ok")
+    # the function's return value (status "ok") or exception, as is: kept out of the repr
+    value: Any = field(default=None, repr=False)
     arguments: dict[str, Any] = field(default_factory=dict)  # validated
     elapsed: float = 0.0
 
@@ -266,11 +267,11 @@ def _render(value: Any) -> str:
             text = repr(value)
     if len(text) > RESULT_LIMIT:
         text = text[:RESULT_LIMIT] + f"... [cut: {len(text) - RESULT_LIMIT} more characters]"
-    return text
+    return scrub(text)  # a result goes to the provider: never with a key in it
 
 
 def _error_text(exc: BaseException) -> str:
-    return one_line(f"{type(exc).__name__}: {exc}", 1000)
+    return scrub(one_line(f"{type(exc).__name__}: {exc}", 1000))
 
 
 # --------------------------------------------------------------------------- approval
