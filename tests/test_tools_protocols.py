@@ -409,3 +409,20 @@ def test_a_key_in_a_tool_result_or_error_never_reaches_the_provider(
     assert [m["content"] for m in second.json["messages"][-2:]] == [
         "the key is [REDACTED]", "Error: the tool raised ValueError: auth failed for [REDACTED]"]
     assert PLANTED_KEY not in repr(s.steps)
+
+
+def test_close_mid_answer_closes_the_request(ws: Any, server: FakeProviderServer) -> None:
+    """``close()`` while the second answer streams: that request is dropped at once, the
+    chat is cancelled and both requests are counted."""
+    pid = _add_provider(ws, server, "openai")
+    _one_call(server, {"a": 1, "b": 2}, name="add")
+    server.script("chat", Scripted(delay=0.5))  # the final answer, slowly
+    s = ws.chat(PROMPT, provider=pid, tools=_tools([]), approve="all")
+    it = iter(s)
+    first = next(it)
+    assert first and len(s.steps) == 2
+    s.close()
+    assert s.finish_reason == "cancelled" and s.steps[1].finish_reason == "cancelled"
+    assert server.wait_for(lambda: all(r.finished.is_set() for r in server.requests))
+    assert [r.disconnected for r in server.requests if r.method == "POST"] == [False, True]
+    assert ws.stats.get(pid, "demo-small").requests == 2

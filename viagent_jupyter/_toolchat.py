@@ -134,6 +134,8 @@ class ToolChatStream(_ToolMixin, ChatStream):
                             self._reasoning.append(delta)
                         yield kind, delta
                 finally:
+                    if not inner.done:  # closed or interrupted mid-answer: drop the response
+                        inner.close()
                     self._collect(inner, step)
                 if not self._loop.after_turn(step):
                     break
@@ -177,6 +179,8 @@ class AsyncToolChatStream(_ToolMixin, AsyncChatStream):
                         self._take([delta])
                         yield delta
                 finally:
+                    if not inner.done:
+                        await inner.aclose()
                     self._collect(inner, step)
                 if not self._loop.after_turn(step):
                     break
