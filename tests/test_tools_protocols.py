@@ -426,3 +426,39 @@ def test_close_mid_answer_closes_the_request(ws: Any, server: FakeProviderServer
     assert server.wait_for(lambda: all(r.finished.is_set() for r in server.requests))
     assert [r.disconnected for r in server.requests if r.method == "POST"] == [False, True]
     assert ws.stats.get(pid, "demo-small").requests == 2
+
+
+def test_anthropic_thinking_blocks_go_back_with_the_tool_turn(
+        ws: Any, server: FakeProviderServer) -> None:
+    """With extended thinking, the assistant turn sent back must start with its thinking
+    block, signature included (https://platform.claude.com/docs/en/build-with-claude/
+    extended-thinking, "Preserving thinking blocks" with tool use); the stream shape follows
+    the recording anthropic/messages_stream_thinking__llm_anthropic.sse."""
+    pid = _add_provider(ws, server, "anthropic")
+
+    def ev(name: str, obj: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(obj)}\n\n".encode()
+
+    body = b"".join([
+        ev("message_start", {"type": "message_start", "message": {
+            "id": "m1", "type": "message", "role": "assistant", "model": "demo-small",
+            "content": [], "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "thinking", "thinking": "", "signature": ""}}),
+        ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                   "delta": {"type": "thinking_delta", "thinking": "Let me "}}),
+        ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                   "delta": {"type": "thinking_delta", "thinking": "add."}}),
+        ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                   "delta": {"type": "signature_delta", "signature": "EvoC=="}}),
+        ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        *tool_call_pieces("anthropic", [DemoCall("t1", "add", {"a": 1, "b": 1})],
+                          model="demo-small", prompt_tokens=5, completion_tokens=9)[1:],
+    ])
+    server.script("chat", Scripted(body=body, content_type="text/event-stream", chunks=13))
+    s = ws.chat(PROMPT, provider=pid, tools=_tools([]), approve="all").wait()
+    assert s.reasoning == "Let me add." and s.finish_reason == "stop"
+    turn = _chat_posts(server)[1]["messages"][-2]
+    assert turn == {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "Let me add.", "signature": "EvoC=="},
+        {"type": "tool_use", "id": "t1", "name": "add", "input": {"a": 1, "b": 1}}]}

@@ -99,6 +99,7 @@ class Parser(SSEParser):
     def __init__(self, req: ChatRequest) -> None:
         super().__init__(req)
         self._input: dict[str, int] = {}
+        self._thinking: list[dict[str, Any]] = []  # blocks a tool turn must send back
 
     def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
         parse = parse_json
@@ -128,6 +129,10 @@ class Parser(SSEParser):
                             text = delta.get("thinking")
                             if text:
                                 state.reasoning.append(text)
+                                _thinking_add(self._thinking, obj.get("index"), "thinking", text)
+                        elif kind == "signature_delta":
+                            _thinking_add(self._thinking, obj.get("index"), "signature",
+                                          delta.get("signature"))
                         elif kind == "input_json_delta":
                             _tool_input(state, obj.get("index"), delta.get("partial_json"))
                 elif kind == "message_delta":
@@ -148,7 +153,8 @@ class Parser(SSEParser):
                         if usage:
                             self._usage(usage)
                 elif kind == "content_block_start":
-                    _tool_start(state, obj.get("index"), obj.get("content_block"))
+                    _tool_start(state, obj.get("index"), obj.get("content_block"),
+                                self._thinking)
                 elif kind == "message_stop":
                     state.done = True
                 elif kind == "error" or event == b"error":
@@ -201,11 +207,32 @@ class Parser(SSEParser):
 # --------------------------------------------------------------------------- tools
 
 
-def _tool_start(state: StreamState, index: Any, block: Any) -> None:
-    """``content_block_start`` of a ``tool_use`` block: id and name; input follows."""
-    if isinstance(block, Mapping) and block.get("type") == "tool_use":
+def _tool_start(state: StreamState, index: Any, block: Any,
+                thinking: list[dict[str, Any]]) -> None:
+    """``content_block_start``: a ``tool_use`` block (id and name; input follows), or a
+    (redacted) thinking block, kept because with thinking on, a turn with tool calls must be
+    sent back starting with its thinking blocks, signatures included."""
+    if not isinstance(block, Mapping):
+        return
+    kind = block.get("type")
+    if kind == "tool_use":
+        extra = {"thinking": [{k: v for k, v in b.items() if k != "index"} for b in thinking]
+                 } if thinking and not state.tool_calls else {}
         state.tool_calls.append({"index": index, "id": opt_str(block.get("id")) or "",
-                                 "name": opt_str(block.get("name")) or "", "arguments": ""})
+                                 "name": opt_str(block.get("name")) or "", "arguments": "",
+                                 "extra": extra})
+    elif kind == "thinking":
+        thinking.append({"index": index, "type": "thinking", "thinking": "", "signature": ""})
+    elif kind == "redacted_thinking":
+        thinking.append({"index": index, **block})
+
+
+def _thinking_add(thinking: list[dict[str, Any]], index: Any, key: str, text: Any) -> None:
+    if isinstance(text, str):
+        for block in reversed(thinking):
+            if block["index"] == index and block["type"] == "thinking":
+                block[key] += text
+                return
 
 
 def _tool_input(state: StreamState, index: Any, partial: Any) -> None:
@@ -230,8 +257,11 @@ def _tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m["role"] == "assistant" and "tool_calls" in m:
-            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] \
-                if m.get("content") else []
+            calls = m["tool_calls"]
+            blocks: list[dict[str, Any]] = list(
+                (calls[0].get("extra") or {}).get("thinking", ())) if calls else []
+            if m.get("content"):
+                blocks.append({"type": "text", "text": m["content"]})
             blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"],
                         "input": c["arguments"]} for c in m["tool_calls"]]
             out.append({"role": "assistant", "content": blocks})
