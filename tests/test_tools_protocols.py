@@ -328,6 +328,8 @@ RECORDED = {
     "anthropic": ("anthropic/messages_stream_tool_use_args__mirascope.sse", "anthropic",
                   [("secret_retrieval_tool", {"password": "mellon"}),
                    ("secret_retrieval_tool", {"password": "radiance"})]),
+    "openrouter": ("openrouter/chat_stream_tool_calls__llm_openrouter.turn1.sse",
+                   "openrouter", [("llm_version", {})]),
     "gemini": ("gemini/stream_sse_function_call__mirascope.sse", "gemini",
                [("secret_retrieval_tool", {"password": "mellon"}),
                 ("secret_retrieval_tool", {"password": "radiance"})]),
@@ -362,7 +364,13 @@ def test_recorded_tool_turns_run_and_go_back(ws: Any, server: FakeProviderServer
         ran.append(("secret_retrieval_tool", {"password": password}))
         return f"secret-of-{password}"
 
-    s = ws.chat("go", provider=pid, tools=[multiply, secret_retrieval_tool],
+    @vj.tool
+    def llm_version() -> str:
+        """The version."""
+        ran.append(("llm_version", {}))
+        return "0.0+test"
+
+    s = ws.chat("go", provider=pid, tools=[multiply, secret_retrieval_tool, llm_version],
                 approve="all").wait()
     assert ran == expected and s.finish_reason == "stop" and len(s.steps) == 2
     second = _chat_posts(server)[1]
@@ -379,6 +387,8 @@ def test_recorded_tool_turns_run_and_go_back(ws: Any, server: FakeProviderServer
                                       "I'll retrieve the secrets for both passwords you provided."}
         assert [b["content"] for b in results["content"]] == ["secret-of-mellon",
                                                               "secret-of-radiance"]
+    elif protocol == "openrouter":
+        assert second["messages"][-1]["content"] == "0.0+test"
     else:
         assert second["messages"][-1]["content"] == str(1231 * 2331)
 
