@@ -355,12 +355,14 @@ def test_overall_deadline_ends_a_stream_that_never_stops(
 ) -> None:
     import time
 
-    monkeypatch.setenv("VIAGENT_CHAT_DEADLINE", "0.6")
+    monkeypatch.setenv("VIAGENT_CHAT_DEADLINE", "0.6")  # read when a workspace is built
     pid = add(ws, server, "ollama")
     server.script("chat", Scripted(delay=0.1))  # never silent for long, but slow
     started = time.monotonic()
-    s = ws.chat("word " * 60, provider=pid)
+    ws2 = vj.Workspace(home=ws.home)
+    s = ws2.chat("word " * 60, provider=pid)
     with pytest.raises(vj.ProviderConnectionError):
         s.wait()
     assert time.monotonic() - started < 3.0
     assert s.partial_text and s.finish_reason == "error"
+    ws2.close()

@@ -34,14 +34,11 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "cancelled",
 CHAT_DEADLINE_S = 900.0
 
 
-def chat_deadline() -> float:
-    """``$VIAGENT_CHAT_DEADLINE`` seconds, else :data:`CHAT_DEADLINE_S`."""
-    import os
-
-    try:
-        return float(os.environ["VIAGENT_CHAT_DEADLINE"])
-    except (KeyError, ValueError):
-        return CHAT_DEADLINE_S
+def chat_deadline(ws: Workspace | None = None) -> float:
+    """The workspace's ``$VIAGENT_CHAT_DEADLINE`` (checked when it was built), else
+    :data:`CHAT_DEADLINE_S`."""
+    settings = getattr(ws, "settings", None)
+    return settings.chat_deadline if settings is not None else CHAT_DEADLINE_S
 
 
 @dataclass
@@ -259,7 +256,7 @@ class _ChatBase:
             "provider": cfg.id,
             "model": self._plan.model,
             "timeout": cfg.timeout,
-            "deadline": chat_deadline(),
+            "deadline": chat_deadline(self._ws),
             "max_retries": cfg.max_retries,
             "allow_insecure_http": cfg.allow_insecure_http,
             "error_from_response": self._plan.adapter.error_from_response,

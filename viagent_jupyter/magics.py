@@ -53,7 +53,7 @@ import re
 import shlex
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -70,84 +70,20 @@ from ._display import (
     LLMResult,
     StreamDisplay,
     Table,
+    clip,
+    clip_for_display,
     output_class,
+    utf8_size,
 )
+from ._interpolate import InterpolationRefused, interpolate
 
 if TYPE_CHECKING:
     from ._workspace import Workspace
     from .chat import ChatStream
     from .errors import ViagentError
 
-__all__ = ["LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs", "interpolate", "load",
-           "unload"]
-
-# -- interpolation ---------------------------------------------------------------------------
-
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_FIELD = rf"\{{({_NAME}(?:\.{_NAME}|\[[^\[\]{{}}]*\])*)\}}"
-_TOKEN = re.compile(rf"\{{\{{|\}}\}}|{_FIELD}")
-_PART = re.compile(rf"\.({_NAME})|\[([^\[\]{{}}]*)\]")
-_INT = re.compile(r"-?\d+")
-_MISSING = object()
-
-
-def _lookup(field: str, namespace: Mapping[str, Any]) -> object:
-    """Resolve ``name(.attr|[key])*`` with attribute/item lookups only; _MISSING if not."""
-    name = re.match(_NAME, field)
-    assert name is not None
-    if name.group(0) not in namespace:
-        return _MISSING
-    obj = namespace[name.group(0)]
-    try:
-        for part in _PART.finditer(field, name.end()):
-            attr, key = part.group(1), part.group(2)
-            if attr is not None:
-                if attr.startswith("_"):
-                    return _MISSING  # no dunder/private walks (obj.__class__.__init__...)
-                obj = getattr(obj, attr)
-            else:
-                key = key.strip()
-                index: object
-                if _INT.fullmatch(key):
-                    index = int(key)
-                elif len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
-                    index = key[1:-1]
-                else:
-                    index = key
-                obj = obj[index]
-        return str(obj)
-    except Exception:  # a failed lookup (or a property that raises) leaves the field as text
-        return _MISSING
-
-
-def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
-    """Fill ``{name}``, ``{name.attr}``, ``{name[0]}`` fields from ``namespace``.
-
-    Unknown names, failed lookups, ``_private`` attributes and anything in braces that is not
-    such a field (code, JSON, ``{x:>3}``) stay exactly as written. ``{{`` gives ``{``, and a
-    ``}}`` closing it gives ``}`` (a lone ``}}``, as at the end of nested JSON, stays)."""
-    out: list[str] = []
-    pos = 0
-    open_escapes = 0
-    for m in _TOKEN.finditer(template):
-        out.append(template[pos:m.start()])
-        pos = m.end()
-        token = m.group(0)
-        if token == "{{":
-            open_escapes += 1
-            out.append("{")
-        elif token == "}}":
-            if open_escapes:
-                open_escapes -= 1
-                out.append("}")
-            else:
-                out.append("}}")
-        else:
-            value = _lookup(m.group(1), namespace)
-            out.append(token if value is _MISSING else str(value))
-    out.append(template[pos:])
-    return "".join(out)
-
+__all__ = ["InterpolationRefused", "LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs",
+           "interpolate", "load", "unload"]
 
 # -- arguments -------------------------------------------------------------------------------
 
@@ -263,9 +199,18 @@ def _positive_int(value: str) -> int:
     return n
 
 
+# Names the kernel itself relies on: -o must not overwrite them.
+_RESERVED_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
+                             "_ih", "_oh", "_dh", "_i", "_ii", "_iii"})
+
+
 def _variable(value: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a valid variable name")
+    if not value.isidentifier() or keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a valid variable name")
+    if (value.startswith("__") and value.endswith("__")) or value in _RESERVED_NAMES or \
+            re.fullmatch(r"_(i|ii|iii|)\d+", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is reserved by IPython or Python; choose another variable name")
     return value
 
 
@@ -424,6 +369,16 @@ class LLMMagics(Magics):
         help="Record every call in the workspace history (%llm log); --no-log skips one call "
              "and VIAGENT_LOG=0 turns it off for the whole process.",
     )
+    display_max_bytes = Int(
+        4_000_000, config=True,
+        help="Most bytes of an answer shown in the cell's output (the rest is cut with a "
+             "'display truncated' mark; the full text stays in _llm / -o). 0: no cap.",
+    )
+    result_max_bytes = Int(
+        64_000_000, config=True,
+        help="Most bytes of an answer kept in _llm / -o: a longer answer is stopped there "
+             "(its connection closed) and marked. 0: no cap.",
+    )
     stop_on_error = Bool(
         False, config=True,
         help="After showing an error or a cancelled answer, also end the cell with a one-line "
@@ -515,7 +470,11 @@ class LLMMagics(Magics):
             raise UsageError("%%llm needs a prompt: write it in the cell body below the "
                              "%%llm line (or %llm PROMPT on one line).")
         body = body.strip("\r\n").rstrip()  # surrounding blank lines are not the prompt
-        prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
+        try:
+            prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
+        except InterpolationRefused as exc:
+            raise UsageError(f"Not sent: {exc} (--no-interpolate sends braces as written)") \
+                from None
         fmt = args.format or self.default_format
         if args.targets:
             return self._compare(args, prompt, fmt)
@@ -568,20 +527,30 @@ class LLMMagics(Magics):
         from .errors import ViagentError
 
         make = output_class(fmt)
+        display_cap = self.display_max_bytes if self.display_max_bytes > 0 else None
+        result_cap = self.result_max_bytes if self.result_max_bytes > 0 else None
 
         def render(text: str) -> Bundle:
             footer = Footer(label, stream.model, elapsed=stream.elapsed, status="streaming")
             reasoning = view.reasoning if view is not None else ""
-            return make(text, footer, final=False, reasoning=reasoning)._repr_mimebundle_()
+            return make(clip_for_display(text, display_cap), footer, final=False,
+                        reasoning=clip_for_display(reasoning, display_cap))._repr_mimebundle_()
 
         view = StreamDisplay(self._publish, render, interval=self.update_interval,
                              bytes_per_second=self.update_bytes_per_second) if live else None
         error: ViagentError | None = None
+        size = 0
+        truncated_at: int | None = None
         try:
             # a tool chat shows its answer from the first delta on, below the tool lines
             if view is not None and not hasattr(stream, "steps"):
                 view.start()
             for kind, delta in stream.events():
+                size += utf8_size(delta)  # reasoning counts too: it is held in memory
+                if result_cap is not None and size > result_cap:
+                    truncated_at = result_cap
+                    stream.close()  # stop the answer (and its memory) at the cap
+                    break
                 if view is None:
                     continue
                 if kind == "text":
@@ -594,10 +563,14 @@ class LLMMagics(Magics):
             stream.close()
         except ViagentError as exc:
             error = exc
+        text = stream.partial_text
+        if truncated_at is not None:
+            text = clip(text, truncated_at)[0]
         result = LLMResult(
-            text=stream.partial_text, provider=stream.provider, model=stream.model, label=label,
+            text=text, provider=stream.provider, model=stream.model, label=label,
             format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
-            elapsed=stream.elapsed, error=error, reasoning=stream.partial_reasoning,
+            elapsed=stream.elapsed, error=error, display_max_bytes=display_cap,
+            truncated_at=truncated_at, reasoning=stream.partial_reasoning,
         )
         bundle = result._repr_mimebundle_()
         if view is not None:
@@ -617,6 +590,9 @@ class LLMMagics(Magics):
         comparison = Comparison(ws, prompt, targets, system=args.system,
                                 temperature=args.temperature, max_tokens=args.max_tokens,
                                 source="magic", log=self.log and args.log)
+        for column in comparison.columns:  # each column's display is capped like one answer
+            column.display_max_bytes = self.display_max_bytes if self.display_max_bytes > 0 \
+                else None
         live = args.stream and self._can_update()
         view = StreamDisplay(self._publish, lambda _text: comparison.bundle(fmt),
                              interval=self.update_interval,
@@ -814,8 +790,11 @@ class LLMMagics(Magics):
             return
         cfg = ws.providers.set_key(cfg.id, secret, persist=not session)
         del secret
-        where = "held for this session only" if session else "stored encrypted"
-        print(f"Key for '{cfg.id}' {where} ({cfg.api_key_hint}).")
+        if session:
+            print(f"Key for '{cfg.id}' held for this session only ({cfg.api_key_hint}).")
+        else:
+            print(f"Key for '{cfg.id}' stored encrypted ({cfg.api_key_hint}); the master key "
+                  f"is in {ws.vault.location()}.")
 
     def _cmd_reset(self, argv: list[str]) -> None:
         if len(argv) > 1:

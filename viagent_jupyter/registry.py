@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import warnings
@@ -99,8 +98,7 @@ class ModelRegistry:
 
     def __init__(self, ws: Workspace, ttl: float | None = None) -> None:
         self._ws = ws
-        env = os.environ.get("VIAGENT_MODELS_TTL")
-        self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL_S
+        self.ttl = ttl if ttl is not None else ws.settings.models_ttl  # checked by Workspace
         self._lock = threading.RLock()
         # provider id -> (fetched_at, models, by id): parsed once per stored version
         self._memory: dict[str, tuple[float, list[ModelInfo], dict[str, ModelInfo]]] = {}
