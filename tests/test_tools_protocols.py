@@ -472,3 +472,33 @@ def test_anthropic_thinking_blocks_go_back_with_the_tool_turn(
     assert turn == {"role": "assistant", "content": [
         {"type": "thinking", "thinking": "Let me add.", "signature": "EvoC=="},
         {"type": "tool_use", "id": "t1", "name": "add", "input": {"a": 1, "b": 1}}]}
+
+
+def test_openai_parallel_calls_sharing_index_0_are_kept_apart() -> None:
+    """Some OpenAI-compatible servers (Ollama's /v1) send every parallel call at index 0,
+    told apart only by a new ``id``: each is its own call."""
+    from viagent_jupyter.adapters import get_adapter
+    from viagent_jupyter.adapters.base import ChatRequest
+
+    req = ChatRequest(provider_id="p", provider_type="openai_compatible",
+                      base_url="http://127.0.0.1:1/v1", model="m", messages=[])
+    parser = get_adapter("openai_compatible").parser(req)
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return b"data: " + json.dumps({"choices": [
+            {"index": 0, "delta": delta, "finish_reason": finish}]}).encode() + b"\n\n"
+
+    body = b"".join([
+        chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "add",
+                                                                  "arguments": '{"a":'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": ' 1, "b": 2}'}}]}),
+        chunk({"tool_calls": [{"index": 0, "id": "b", "function": {
+            "name": "weather", "arguments": {"city": "Oslo"}}}]}),
+        chunk({}, "tool_calls"), b"data: [DONE]\n\n"])
+    for i in range(0, len(body), 7):
+        assert parser.feed(body[i:i + 7]) == []
+    parser.close()
+    assert [(c["id"], c["name"], json.loads(c["arguments"]))
+            for c in parser.state.tool_calls] == [("a", "add", {"a": 1, "b": 2}),
+                                                   ("b", "weather", {"city": "Oslo"})]
+    assert parser.state.finish_reason == "tool_calls"
