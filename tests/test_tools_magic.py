@@ -55,6 +55,8 @@ def test_approval_on_stdin_yes_and_no(k: tuple[Kernel, FakeProviderServer]) -> N
     assert "✓ add(a=2, b=2) → 4" in shown
     assert "The tool add returned 4." in shown
     assert kern.check("print(ran)").strip() == "[(2, 2)]"
+    assert kern.check("print([(r.name, r.status) for st in _llm.steps for r in st.results])"
+                      ).strip() == "[('add', 'ok')]"
 
     res = kern.run("%%llm --tools add\nuse add", stdin=["n"])
     assert res.error is None and len(res.prompts) == 1

@@ -572,6 +572,7 @@ class LLMMagics(Magics):
             elapsed=stream.elapsed, error=error, display_max_bytes=display_cap,
             truncated_at=truncated_at, reasoning=stream.partial_reasoning,
         )
+        result.steps = list(getattr(stream, "steps", ()))
         bundle = result._repr_mimebundle_()
         if view is not None:
             view.finish(bundle)
