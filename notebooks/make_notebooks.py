@@ -1429,6 +1429,122 @@ def context() -> list[Cell]:
     ]
 
 
+def tools() -> list[Cell]:
+    return [
+        md("""
+        # Tools: the model calls your functions
+
+        `@vj.tool` turns a typed Python function into a tool: its name, its docstring and
+        its parameters (as a JSON Schema) are sent to the model; when the model asks for a
+        call, the arguments are checked against the schema, the function runs **in this
+        kernel**, and the result goes back to the model, until it answers. It works the same
+        with OpenAI, Anthropic, Gemini and Ollama providers.
+
+        This notebook uses a local fake Anthropic-style provider whose demo model calls the
+        tool named in the prompt once (the first offered tool otherwise), so it runs offline.
+        """),
+        code("""
+        %load_ext viagent_jupyter
+        from typing import Annotated
+
+        from pydantic import Field
+
+        import viagent_jupyter as vj
+        from viagent_jupyter.testing import FakeProviderServer
+
+        ws = vj.workspace()
+        srv = FakeProviderServer(delay=0).start()
+        if "ex-tools" in ws.providers:  # left over from an earlier run
+            ws.providers.delete("ex-tools")
+        ws.providers.create(id="ex-tools", provider_type="anthropic", name="Tools (local fake)",
+                            base_url=srv.url_for("anthropic"), default_model="demo-small",
+                            api_key="sk-ant-example-not-a-real-key", max_retries=0)
+        """),
+        md("""
+        ## A tool
+
+        Type hints become the schema; `Annotated[..., Field(description=...)]` adds a
+        description the model sees. `safe=True` marks a read-only tool that may run without
+        asking.
+        """),
+        code('''
+        @vj.tool
+        def add(a: int, b: Annotated[int, Field(description="the second number")]) -> int:
+            """Add two integers."""
+            return a + b
+
+        @vj.tool(safe=True)
+        def population(city: Annotated[str, Field(description="a city name")]) -> dict:
+            """Look up a city's population (read-only)."""
+            return {"city": city, "population": 2_100_000}
+
+        add.parameters
+        '''),
+        md("""
+        ## From Python
+
+        `tools=[...]` offers them; `approve="all"` runs every call without asking (the
+        default, `"ask"`, asks on stdin; a function `approve=lambda call: ...` decides per
+        call). `s.steps` lists each model request with its calls, results and timings;
+        usage and cost add up over all requests.
+        """),
+        code("""
+        s = ws.chat("Please use add", provider="ex-tools", tools=[add, population], approve="all")
+        print(s.text)
+        for step in s.steps:
+            for r in step.results:
+                print(f"step {step.index}: {r.name}({r.arguments}) -> {r.output} [{r.status}]")
+        print(s.usage.prompt_tokens, s.usage.completion_tokens, s.finish_reason)
+        """),
+        md("What went back to the model, in the Anthropic protocol's own shape:"),
+        code("""
+        srv.requests[-1].json["messages"][-2:]
+        """),
+        md("""
+        ## From the magic
+
+        `--tools` names functions of the notebook. Each call shows as one collapsible line
+        (tool, arguments, result, time), then the answer streams as usual. A safe tool runs
+        without asking:
+        """),
+        code("""
+        %%llm -p ex-tools --tools population,add
+        Use population for Paris, please.
+        """, IGNORE),
+        code("_llm.text"),
+        md("""
+        Any other tool asks first, on each call: `Run tool add({"a": 2, "b": 2})? [y/N]` (in
+        JupyterLab a text box appears under the cell). Without a way to ask (a notebook run
+        by a script, like this one under test) the call is denied and the model is told so.
+        `--approve all` runs every call; `--max-steps N` caps the model requests (default 8).
+        """),
+        code("""
+        %%llm -p ex-tools --tools add --approve all --max-steps 3
+        Use add, please.
+        """, IGNORE),
+        code("_llm.text"),
+        md("""
+        ## Built-in read-only tools
+
+        `--tools builtins` lets the model look around the notebook without running code:
+        `list_variables`, `describe_variable` (type, shape, columns, a short repr),
+        `read_cell` (`In[n]`/`Out[n]`) and `last_error`. They are safe: no approval asked.
+        """),
+        code("""
+        scores = [0.91, 0.87, 0.95]
+        """),
+        code("""
+        %%llm -p ex-tools --tools builtins
+        Please list_variables.
+        """, IGNORE),
+        code("'scores' in _llm.text"),
+        code("""
+        srv.stop()
+        ws.providers.delete("ex-tools")
+        """),
+    ]
+
+
 NOTEBOOKS: dict[str, Callable[[], list[Cell]]] = {
     "quickstart": quickstart,
     "providers": providers,
@@ -1437,6 +1553,7 @@ NOTEBOOKS: dict[str, Callable[[], list[Cell]]] = {
     "usage": usage,
     "many-notebooks": many_notebooks,
     "context": context,
+    "tools": tools,
 }
 
 

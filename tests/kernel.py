@@ -17,21 +17,42 @@ class Result:
     error: dict[str, Any] | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)  # every iopub message content
     messages: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)  # input() prompts answered
 
 
 class Kernel:
     def __init__(self, kc: Any) -> None:
         self.kc = kc
 
-    def run(self, code: str, timeout: float = 60.0) -> Result:
-        msg_id = self.kc.execute(code)
+    def run(self, code: str, timeout: float = 60.0,
+            stdin: list[str] | None = None) -> Result:
+        """Run ``code``; with ``stdin``, the cell may ask for input (``input()``) and gets
+        these answers in turn (the prompts are kept in ``Result.prompts``)."""
+        import queue
+
+        msg_id = self.kc.execute(code, allow_stdin=stdin is not None)
         result = Result()
+        answers = list(stdin or [])
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"kernel did not finish: {code[:80]!r}")
-            msg = self.kc.get_iopub_msg(timeout=remaining)
+            if stdin is not None:
+                try:
+                    req = self.kc.get_stdin_msg(timeout=0.02)
+                except queue.Empty:
+                    pass
+                else:
+                    if req["msg_type"] == "input_request":
+                        result.prompts.append(req["content"]["prompt"])
+                        self.kc.input(answers.pop(0) if answers else "")
+                try:
+                    msg = self.kc.get_iopub_msg(timeout=0.05)
+                except queue.Empty:
+                    continue
+            else:
+                msg = self.kc.get_iopub_msg(timeout=remaining)
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         UsageRecord,
     )
     from .store import ProviderStore
+    from .tools import Tool, tool
 
 _LAZY = {
     "Workspace": "_workspace",
@@ -55,6 +56,8 @@ _LAZY = {
     "panel": "widgets",
     "stats_bar": "widgets",
     "sidebar": "widgets",
+    "tool": "tools",
+    "Tool": "tools",
     **{
         name: "errors"
         for name in (
@@ -100,6 +103,7 @@ __all__ = [
     "ProviderStore",
     "RateLimitError",
     "StorageError",
+    "Tool",
     "Usage",
     "UsageRecord",
     "ViagentError",
@@ -109,13 +113,14 @@ __all__ = [
     "panel",
     "sidebar",
     "stats_bar",
+    "tool",
     "unload_ipython_extension",
     "workspace",
 ]
 
 
 # Submodules reachable as attributes without an explicit import (``vj.demo.ensure_demo()``).
-_SUBMODULES = frozenset({"demo", "testing", "widgets"})
+_SUBMODULES = frozenset({"demo", "testing", "tools", "widgets"})
 
 
 def __getattr__(name: str) -> Any:

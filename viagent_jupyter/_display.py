@@ -450,6 +450,8 @@ class LLMResult:
                  truncated_at: int | None = None, reasoning: str = "") -> None:
         self.text = text
         self.reasoning = reasoning
+        #: with --tools: one entry per model request (calls, results, timings; tools.Step)
+        self.steps: list[Any] = []
         #: what the display shows at most (``c.LLMMagics.display_max_bytes``)
         self.display_max_bytes = display_max_bytes
         #: set when the answer outgrew ``c.LLMMagics.result_max_bytes`` and was stopped there

@@ -171,13 +171,22 @@ class Workspace:
         system: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        *,
+        tools: Sequence[Any] | None = None,
+        approve: Any = "ask",
+        max_steps: int | None = None,
         **settings: Any,
     ) -> ChatStream:
-        """Start a streamed chat; iterate the result for text deltas."""
+        """Start a streamed chat; iterate the result for text deltas.
+
+        ``tools=[f, g]`` lets the model call these functions (``@vj.tool``); ``approve``
+        is ``"ask"`` (stdin, per call), ``"all"``, ``"none"`` or a function(call) -> bool;
+        ``max_steps`` caps the model requests (default 8). ``.steps`` lists the calls."""
         from .chat import start_chat
 
         stream = start_chat(self, prompt, provider=provider, model=model, system=system,
-                            temperature=temperature, max_tokens=max_tokens, **settings)
+                            temperature=temperature, max_tokens=max_tokens, tools=tools,
+                            approve=approve, max_steps=max_steps, **settings)
         self.history.watch(stream)
         return stream
 
@@ -189,13 +198,19 @@ class Workspace:
         system: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        *,
+        tools: Sequence[Any] | None = None,
+        approve: Any = "ask",
+        max_steps: int | None = None,
         **settings: Any,
     ) -> AsyncChatStream:
-        """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``."""
+        """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``; async tools
+        of one step run concurrently on the running loop."""
         from .chat import start_achat
 
         stream = start_achat(self, prompt, provider=provider, model=model, system=system,
-                             temperature=temperature, max_tokens=max_tokens, **settings)
+                             temperature=temperature, max_tokens=max_tokens, tools=tools,
+                             approve=approve, max_steps=max_steps, **settings)
         self.history.watch(stream)
         return stream
 

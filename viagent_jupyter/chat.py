@@ -604,11 +604,18 @@ def _named(exc: ProviderResponseError, provider: str, model: str) -> ProviderRes
 
 def start_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
                **kw: Any) -> ChatStream:
+    from ._toolchat import ToolChatStream, tool_loop
+
+    loop = tool_loop(kw)  # tools=, approve=, max_steps=, on_step= (see tools.py)
     plan = plan_chat(ws, prompt, **kw)
     plan.call = kw
-    return ChatStream(ws, plan)
+    return ChatStream(ws, plan) if loop is None else ToolChatStream(ws, plan, loop)
 
 
 def start_achat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
                 **kw: Any) -> AsyncChatStream:
-    return AsyncChatStream(ws, plan_chat(ws, prompt, **kw))
+    from ._toolchat import AsyncToolChatStream, tool_loop
+
+    loop = tool_loop(kw)
+    plan = plan_chat(ws, prompt, **kw)
+    return AsyncChatStream(ws, plan) if loop is None else AsyncToolChatStream(ws, plan, loop)

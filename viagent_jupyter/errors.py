@@ -135,11 +135,13 @@ def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
     prefix, a suffix, a key with "..." inserted; not a run that is only lowercase letters,
     which is an ordinary word), and anything shaped like a provider key."""
     known = {s for s in (*secrets, *_KNOWN_SECRETS) if s and len(s) >= 4}
-    for secret in known:
+    for secret in sorted(known, key=len, reverse=True):  # a key that contains another first
         if secret in text:
             text = text.replace(secret, "[REDACTED]")
-    text = _redact_partials(text, known)
-    return _KEY_SHAPES.sub("[REDACTED]", text)
+    # whole key shapes before partial runs: a run shared with another known key must not
+    # split an unregistered key so that its shape no longer matches
+    text = _KEY_SHAPES.sub("[REDACTED]", text)
+    return _redact_partials(text, known)
 
 
 class Secret:

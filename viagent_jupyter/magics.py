@@ -93,6 +93,7 @@ USAGE = """\
       [--no-interpolate] [--no-stream] [--no-log]
       [--with NAME[,NAME...]] [--image EXPR] [--schema NAME [--to-dataframe] [--repair]]
       [--dry-run]
+      [--tools F,G|builtins [--approve all] [--max-steps N]]
       PROMPT (the cell body)
 %%llm -m MODEL_A -m MODEL_B ... | -p P1:MODEL -p P2:MODEL ...   compare side by side
 %llm [options] PROMPT            the same, prompt on the line (--chat=THREAD, -- ends options)
@@ -130,6 +131,11 @@ HELP = USAGE + """
   --repair              with --schema: one retry when the answer does not fit
   --dry-run             show the exact request and a token estimate; send nothing
   %llm fix              ask why the last error happened and how to fix it
+  --tools F,G           let the model call these functions of the notebook (@vj.tool);
+                        builtins: read-only tools over the notebook's variables and cells
+  --approve all         run every call without asking (default: ask on each call that
+                        is not @vj.tool(safe=True); no stdin means deny)
+  --max-steps N         at most N model requests in one answer (default 8)
 
   {name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
   notebook's variables; other braces stay as written; {{ and }} give single braces.
@@ -142,7 +148,8 @@ _SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset",
 # options that take a separate value, for finding where a one-line prompt starts
 _VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
                             "--max-tokens", "-r", "--reasoning", "-s", "--system", "-f",
-                            "--format", "-o", "--output", "--with", "--image", "--schema"})
+                            "--format", "-o", "--output", "--with", "--image", "--schema",
+                            "--tools", "--approve", "--max-steps"})
 
 
 # schema.REASONING_LEVELS, written out: loading the extension must not import pydantic
@@ -158,6 +165,9 @@ class PromptArgs:
     temperature: float | None = None
     max_tokens: int | None = None
     reasoning: str | None = None
+    tools: str | None = None  # --tools f,g (names in the namespace; "builtins")
+    approve: str | None = None  # --approve ask|all
+    max_steps: int | None = None
     system: str | None = None
     format: str | None = None  # None: c.LLMMagics.default_format
     insert: bool = False
@@ -237,6 +247,9 @@ def _prompt_parser() -> _Parser:
     p.add_argument("-t", "--temperature", type=float)
     p.add_argument("--max-tokens", type=_positive_int)
     p.add_argument("-r", "--reasoning", choices=_REASONING_LEVELS)
+    p.add_argument("--tools")
+    p.add_argument("--approve", choices=("ask", "all"))
+    p.add_argument("--max-steps", type=_positive_int)
     p.add_argument("-s", "--system")
     p.add_argument("-f", "--format", choices=FORMATS)
     p.add_argument("--insert", action="store_true")
@@ -287,10 +300,13 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
         stream=not ns.no_stream, help=ns.help, log=not ns.no_log, targets=targets,
         with_=tuple(ns.with_), images=tuple(ns.image), schema=ns.schema,
         to_dataframe=ns.to_dataframe, repair=ns.repair, dry_run=ns.dry_run,
+        tools=ns.tools, approve=ns.approve, max_steps=ns.max_steps,
     )
     from ._magic_context import check_args
 
     check_args(args, _usage_error)
+    if targets and args.tools:
+        raise _usage_error("comparing several models works without --tools")
     if targets and (args.chat is not None or args.new or args.insert):
         raise _usage_error("comparing several models works without --chat, --new and --insert")
     if args.insert:
@@ -515,14 +531,17 @@ class LLMMagics(Magics):
             messages: Any = prompt if thread is None else [
                 *history, {"role": "user", "content": prompt}]
             from ._magic_context import chat_extras, show_dry_run
+            from ._tool_magic import tool_options
 
             extras = chat_extras(args, self._ip.user_ns, self._ip, cap=self.context_cap)
             if args.dry_run:
                 return show_dry_run(self, messages, pid, args, extras)
+            tools = tool_options(args.tools, args.approve, args.max_steps, self._ip.user_ns,
+                                 self._ip, lambda b: self._publish(b, uuid.uuid4().hex, False))
             with recording(source="magic", log=keep, thread=thread):
                 stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
                                  temperature=args.temperature, max_tokens=args.max_tokens,
-                                 reasoning=args.reasoning, **extras)
+                                 reasoning=args.reasoning, **extras, **tools)
         except ViagentError as exc:
             self._store(LLMResult(text="", provider=pid, model=args.model, format=fmt,
                                   finish_reason="error", error=exc, prompt=prompt), args)
@@ -567,7 +586,8 @@ class LLMMagics(Magics):
         size = 0
         truncated_at: int | None = None
         try:
-            if view is not None:
+            # a tool chat shows its answer from the first delta on, below the tool lines
+            if view is not None and not hasattr(stream, "steps"):
                 view.start()
             for kind, delta in stream.events():
                 size += utf8_size(delta)  # reasoning counts too: it is held in memory
@@ -596,6 +616,7 @@ class LLMMagics(Magics):
             elapsed=stream.elapsed, error=error, display_max_bytes=display_cap,
             truncated_at=truncated_at, reasoning=stream.partial_reasoning,
         )
+        result.steps = list(getattr(stream, "steps", ()))
         bundle = result._repr_mimebundle_()
         if view is not None:
             view.finish(bundle)

@@ -123,11 +123,11 @@ def reasoning_of(req: ChatRequest) -> tuple[str | None, int | None]:
     return level, budget
 
 
-def split_system(req: ChatRequest) -> tuple[str | None, list[dict[str, str]]]:
+def split_system(req: ChatRequest) -> tuple[str | None, list[dict[str, Any]]]:
     """For protocols with a separate system field: ``req.system`` plus any ``system``-role
     messages (joined with blank lines), and the remaining messages."""
     system = [req.system] if req.system else []
-    rest: list[dict[str, str]] = []
+    rest: list[dict[str, Any]] = []
     for m in req.messages:
         if m.get("role") == "system":
             if m.get("content"):
@@ -137,7 +137,7 @@ def split_system(req: ChatRequest) -> tuple[str | None, list[dict[str, str]]]:
     return ("\n\n".join(system) if system else None), rest
 
 
-def with_system(req: ChatRequest) -> list[dict[str, str]]:
+def with_system(req: ChatRequest) -> list[dict[str, Any]]:
     """For protocols that take the system prompt as the first message."""
     msgs = [dict(m) for m in req.messages]
     if req.system:

@@ -58,7 +58,7 @@ from ._common import (
     stream_error,
 )
 from ._sse import SSEEvent
-from .base import ChatRequest, HTTPRequest, ModelPage
+from .base import ChatRequest, HTTPRequest, ModelPage, StreamState
 
 __all__ = ["ADAPTER", "API_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicAdapter", "Parser"]
 
@@ -105,6 +105,7 @@ class Parser(SSEParser):
         # structured output: the forced tool's input JSON is the answer's text
         self._structured = req.output is not None
         self._finish = _STRUCTURED_FINISH if self._structured else _FINISH
+        self._thinking: list[dict[str, Any]] = []  # blocks a tool turn must send back
 
     def _handle(self, events: list[SSEEvent], out: list[str]) -> None:
         parse = parse_json
@@ -134,10 +135,16 @@ class Parser(SSEParser):
                             text = delta.get("thinking")
                             if text:
                                 state.reasoning.append(text)
+                                _thinking_add(self._thinking, obj.get("index"), "thinking", text)
+                        elif kind == "signature_delta":
+                            _thinking_add(self._thinking, obj.get("index"), "signature",
+                                          delta.get("signature"))
                         elif kind == "input_json_delta" and self._structured:
-                            text = delta.get("partial_json")
+                            text = delta.get("partial_json")  # the forced schema tool's input
                             if text:
                                 append(text)
+                        elif kind == "input_json_delta":
+                            _tool_input(state, obj.get("index"), delta.get("partial_json"))
                 elif kind == "message_delta":
                     delta = obj.get("delta")
                     if delta:
@@ -155,6 +162,9 @@ class Parser(SSEParser):
                         usage = message.get("usage")
                         if usage:
                             self._usage(usage)
+                elif kind == "content_block_start":
+                    _tool_start(state, obj.get("index"), obj.get("content_block"),
+                                self._thinking)
                 elif kind == "message_stop":
                     state.done = True
                 elif kind == "error" or event == b"error":
@@ -204,6 +214,81 @@ class Parser(SSEParser):
         output = count(usage.get("output_tokens"))
         if output is not None:
             target["completion_tokens"] = output
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _tool_start(state: StreamState, index: Any, block: Any,
+                thinking: list[dict[str, Any]]) -> None:
+    """``content_block_start``: a ``tool_use`` block (id and name; input follows), or a
+    (redacted) thinking block, kept because with thinking on, a turn with tool calls must be
+    sent back starting with its thinking blocks, signatures included."""
+    if not isinstance(block, Mapping):
+        return
+    kind = block.get("type")
+    if kind == "tool_use":
+        extra = {"thinking": [{k: v for k, v in b.items() if k != "index"} for b in thinking]
+                 } if thinking and not state.tool_calls else {}
+        state.tool_calls.append({"index": index, "id": opt_str(block.get("id")) or "",
+                                 "name": opt_str(block.get("name")) or "", "arguments": "",
+                                 "extra": extra})
+    elif kind == "thinking":
+        thinking.append({"index": index, "type": "thinking", "thinking": "", "signature": ""})
+    elif kind == "redacted_thinking":
+        thinking.append({"index": index, **block})
+
+
+def _thinking_add(thinking: list[dict[str, Any]], index: Any, key: str, text: Any) -> None:
+    if isinstance(text, str):
+        for block in reversed(thinking):
+            if block["index"] == index and block["type"] == "thinking":
+                block[key] += text
+                return
+
+
+def _tool_input(state: StreamState, index: Any, partial: Any) -> None:
+    """``input_json_delta.partial_json``: a piece of the block's input (JSON text; the
+    first piece is often empty)."""
+    if not isinstance(partial, str):
+        return
+    for call in reversed(state.tool_calls):
+        if call["index"] == index:
+            call["arguments"] += partial
+            return
+
+
+def _tool_defs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"name": t["name"], "description": t["description"],
+             "input_schema": t["parameters"]} for t in tools]
+
+
+def _tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The neutral transcript in Messages shape: the assistant's ``tool_use`` blocks, then
+    ONE user message holding every ``tool_result`` block of that turn."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "assistant" and "tool_calls" in m:
+            calls = m["tool_calls"]
+            blocks: list[dict[str, Any]] = list(
+                (calls[0].get("extra") or {}).get("thinking", ())) if calls else []
+            if m.get("content"):
+                blocks.append({"type": "text", "text": m["content"]})
+            blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"],
+                        "input": c["arguments"]} for c in m["tool_calls"]]
+            out.append({"role": "assistant", "content": blocks})
+        elif m["role"] == "tool":
+            block = {"type": "tool_result", "tool_use_id": m["tool_call_id"],
+                     "content": m["content"]}
+            if m.get("is_error"):
+                block["is_error"] = True
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    return out
 
 
 def _created(value: Any) -> int | None:
@@ -334,6 +419,11 @@ class AnthropicAdapter(AdapterBase):
         }
         if system:
             body["system"] = system
+        if req.tools or any(m["role"] == "tool" for m in messages):
+            # images join the prompt before the transcript becomes tool_use/tool_result blocks
+            body["messages"] = _tool_messages(_with_images(req, [dict(m) for m in messages]))
+            if req.tools:
+                body["tools"] = _tool_defs(req.tools)
         if req.output is not None:
             _force_schema_tool(body, req.output)
         if thinking is not None:

@@ -32,7 +32,9 @@ class ChatRequest:
     provider_type: str
     base_url: str  # effective, no trailing slash
     model: str
-    messages: list[dict[str, str]]  # [{"role": "user"|"assistant", "content": str}]
+    # [{"role": "user"|"assistant", "content": str}]; with tools also an assistant message
+    # with "tool_calls" and "tool" messages (the neutral shapes of tools.py)
+    messages: list[dict[str, Any]]
     api_key: str | None = field(default=None, repr=False)
     system: str | None = None
     # Only the settings that are set: temperature, max_tokens, top_p,
@@ -54,6 +56,8 @@ class ChatRequest:
     #: Structured output asked for (``_structured.OutputSchema``: ``name``, ``schema``), else
     #: None: each protocol's own mechanism constrains the answer to the schema.
     output: Any = None
+    #: Tools the model may call: neutral definitions {name, description, parameters}.
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -80,6 +84,8 @@ class StreamState:
     done: bool = False  # the protocol's terminal marker was seen
     response_id: str | None = None
     reasoning: list[str] = field(default_factory=list)
+    #: The tool calls asked for: {id, name, arguments (JSON text or object), extra?}.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 class StreamParser(Protocol):

@@ -58,7 +58,7 @@ from ._common import (
     stream_error,
 )
 from ._sse import SSEDecoder, SSEEvent
-from .base import ChatRequest, HTTPRequest, ModelPage
+from .base import ChatRequest, HTTPRequest, ModelPage, StreamState
 
 __all__ = ["ADAPTER", "GeminiAdapter", "Parser"]
 
@@ -214,6 +214,7 @@ class Parser(BaseParser):
                                         append(text)
                                 elif "functionCall" in part:
                                     self._tool_calls = True
+                                    _function_call(state, part)
                     reason = candidate.get("finishReason")
                     if reason:
                         set_finish(state, reason, _FINISH)
@@ -322,6 +323,69 @@ def _json_output(output: Any) -> dict[str, Any]:
     return {"responseMimeType": "application/json", "responseJsonSchema": output.schema}
 
 
+# --------------------------------------------------------------------------- tools
+
+
+def _function_call(state: StreamState, part: Mapping[str, Any]) -> None:
+    """A ``functionCall`` part (they arrive whole). Its ``thoughtSignature`` must go back
+    in the same part of the model turn, so it is kept in ``extra``."""
+    fc = part.get("functionCall")
+    if not isinstance(fc, Mapping):
+        return
+    extra: dict[str, Any] = {}
+    signature = part.get("thoughtSignature")
+    if isinstance(signature, str):
+        extra["thoughtSignature"] = signature
+    state.tool_calls.append({"id": opt_str(fc.get("id")) or "",
+                             "name": opt_str(fc.get("name")) or "",
+                             "arguments": fc.get("args") or {}, "extra": extra})
+
+
+def _tool_defs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``functionDeclarations`` with ``parametersJsonSchema`` (full JSON Schema, as
+    pydantic writes it; ``parameters`` takes only an OpenAPI subset)."""
+    return [{"functionDeclarations": [{"name": t["name"], "description": t["description"],
+                                       "parametersJsonSchema": t["parameters"]}
+                                      for t in tools]}]
+
+
+def _tool_contents(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The neutral transcript as ``contents``: a model turn of ``functionCall`` parts (with
+    their ``thoughtSignature``), then ONE user turn of ``functionResponse`` parts whose
+    ``response`` is ``{"output": ...}`` or ``{"error": ...}``."""
+    out: list[dict[str, Any]] = []
+    synthetic: set[str] = set()  # ids we made up (older models send none): not sent
+    for m in messages:
+        if m["role"] == "assistant" and "tool_calls" in m:
+            parts: list[dict[str, Any]] = [{"text": m["content"]}] if m.get("content") else []
+            for c in m["tool_calls"]:
+                extra = c.get("extra") or {}
+                call: dict[str, Any] = {"name": c["name"], "args": c["arguments"]}
+                if extra.get("synthetic_id"):
+                    synthetic.add(c["id"])
+                else:
+                    call = {"id": c["id"], **call}
+                part: dict[str, Any] = {"functionCall": call}
+                if "thoughtSignature" in extra:
+                    part["thoughtSignature"] = extra["thoughtSignature"]
+                parts.append(part)
+            out.append({"role": "model", "parts": parts})
+        elif m["role"] == "tool":
+            response: dict[str, Any] = {"name": m["name"], "response": {
+                "error" if m.get("is_error") else "output": m["content"]}}
+            if m["tool_call_id"] not in synthetic:
+                response = {"id": m["tool_call_id"], **response}
+            part = {"functionResponse": response}
+            if out and out[-1]["role"] == "user" and "functionResponse" in out[-1]["parts"][0]:
+                out[-1]["parts"].append(part)
+            else:
+                out.append({"role": "user", "parts": [part]})
+        else:
+            out.append({"role": "model" if m["role"] == "assistant" else "user",
+                        "parts": [{"text": m["content"]}]})
+    return out
+
+
 class GeminiAdapter(AdapterBase):
     """streamGenerateContent over SSE; models from ``GET {base}/v1beta/models`` (pageToken)."""
 
@@ -338,6 +402,10 @@ class GeminiAdapter(AdapterBase):
                 for m in messages
             ],
         }
+        if req.tools or any(m["role"] == "tool" for m in messages):
+            body["contents"] = _tool_contents(messages)
+            if req.tools:
+                body["tools"] = _tool_defs(req.tools)
         _add_images(req, body["contents"])
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}

@@ -42,7 +42,7 @@ from ._common import (
     with_system,
 )
 from ._sse import NDJSONDecoder
-from .base import ChatRequest, HTTPRequest, ModelPage
+from .base import ChatRequest, HTTPRequest, ModelPage, StreamState
 
 __all__ = ["ADAPTER", "OllamaAdapter", "Parser"]
 
@@ -100,8 +100,10 @@ class Parser(BaseParser):
                     text = message.get("content")
                     if text:
                         append(text)
-                    elif message.get("tool_calls"):
+                    calls = message.get("tool_calls")
+                    if calls:
                         self._tool_calls = True
+                        _tool_calls(self.state, calls)
                     text = message.get("thinking")
                     if text and type(text) is str:
                         self.state.reasoning.append(text)
@@ -159,6 +161,43 @@ def _with_images(req: ChatRequest, messages: list[dict[str, Any]]) -> list[dict[
     return messages
 
 
+
+# --------------------------------------------------------------------------- tools
+
+
+def _tool_calls(state: StreamState, calls: Any) -> None:
+    """``message.tool_calls[]``: whole calls, ``function.arguments`` an object."""
+    for c in calls if isinstance(calls, list) else ():
+        fn = c.get("function") if isinstance(c, Mapping) else None
+        if isinstance(fn, Mapping):
+            state.tool_calls.append({"id": opt_str(c.get("id")) or "",
+                                     "name": opt_str(fn.get("name")) or "",
+                                     "arguments": fn.get("arguments") or {}})
+
+
+def _tool_defs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t["name"],
+                                              "description": t["description"],
+                                              "parameters": t["parameters"]}}
+            for t in tools]
+
+
+def _tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The neutral transcript in /api/chat shape: assistant ``tool_calls`` with object
+    arguments, and ``{"role": "tool", "content", "tool_name"}`` per result."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "assistant" and "tool_calls" in m:
+            out.append({"role": "assistant", "content": m.get("content") or "",
+                        "tool_calls": [{"function": {"name": c["name"],
+                                                     "arguments": c["arguments"]}}
+                                       for c in m["tool_calls"]]})
+        elif m["role"] == "tool":
+            out.append({"role": "tool", "content": m["content"], "tool_name": m["name"]})
+        else:
+            out.append(m)
+    return out
+
 class OllamaAdapter(AdapterBase):
     """Native ``/api/chat`` (NDJSON); models from ``GET {base}/api/tags``."""
 
@@ -172,6 +211,10 @@ class OllamaAdapter(AdapterBase):
             "messages": _with_images(req, with_system(req)),
             "stream": True,  # /api/chat streams by default; say so anyway (G18)
         }
+        if req.tools or any(m["role"] == "tool" for m in req.messages):
+            body["messages"] = _tool_messages(body["messages"])
+            if req.tools:
+                body["tools"] = _tool_defs(req.tools)
         if req.output is not None:  # structured output: the schema itself as ``format``
             body["format"] = req.output.schema
         options = {_OPTIONS[k]: v for k, v in settings_of(req).items()}

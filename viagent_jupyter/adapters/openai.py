@@ -24,6 +24,7 @@ A complete JSON ``chat.completion`` where a stream was expected is read as the a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -50,7 +51,7 @@ from ._common import (
     with_system,
 )
 from ._sse import SSEEvent
-from .base import ChatRequest, HTTPRequest, ModelPage
+from .base import ChatRequest, HTTPRequest, ModelPage, StreamState
 
 __all__ = ["ADAPTER", "OpenAIAdapter", "Parser"]
 
@@ -118,6 +119,9 @@ class Parser(SSEParser):
                         text = delta.get("reasoning") or delta.get("reasoning_content")
                         if text and type(text) is str:
                             state.reasoning.append(text)
+                        calls = delta.get("tool_calls")
+                        if calls:
+                            _tool_deltas(state, calls)
                     reason = choice.get("finish_reason")
                     if reason:
                         set_finish(state, reason, _FINISH)
@@ -187,6 +191,61 @@ class Parser(SSEParser):
             raise stream_error(err, self.provider, self.model)
         if event == b"error":
             raise stream_error(obj, self.provider, self.model)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _tool_deltas(state: StreamState, calls: Any) -> None:
+    """``delta.tool_calls[]``: a call's first fragment (by ``index``) has ``id`` and
+    ``function.name``, later ones pieces of ``function.arguments`` text. A fresh ``id`` at a
+    used index is a new call (some compatible servers reuse index 0 for parallel calls)."""
+    slots = state.tool_calls
+    for c in calls if isinstance(calls, list) else ():
+        if not isinstance(c, Mapping):
+            continue
+        index = c.get("index")
+        fn = c.get("function")
+        fn = fn if isinstance(fn, Mapping) else {}
+        cid = opt_str(c.get("id"))
+        slot = next((s for s in reversed(slots) if s["index"] == index), None)
+        if slot is None or (cid and slot["id"] and cid != slot["id"]):
+            slot = {"index": index, "id": cid or "", "name": "", "arguments": ""}
+            slots.append(slot)
+        slot["id"] = slot["id"] or cid or ""
+        name = opt_str(fn.get("name"))
+        if name and not slot["name"]:
+            slot["name"] = name
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            slot["arguments"] += args
+        elif isinstance(args, Mapping):  # some compatible servers send an object
+            slot["arguments"] += json.dumps(args)
+
+
+def _tool_defs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t["name"],
+                                              "description": t["description"],
+                                              "parameters": t["parameters"]}}
+            for t in tools]
+
+
+def _tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The neutral transcript in Chat Completions shape: an assistant message with
+    ``tool_calls`` (arguments as JSON text), one ``tool`` message per result."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "assistant" and "tool_calls" in m:
+            out.append({"role": "assistant", "content": m.get("content") or None,
+                        "tool_calls": [{"id": c["id"], "type": "function", "function": {
+                            "name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                            for c in m["tool_calls"]]})
+        elif m["role"] == "tool":
+            out.append({"role": "tool", "tool_call_id": m["tool_call_id"],
+                        "content": m["content"]})
+        else:
+            out.append(m)
+    return out
 
 
 def _content_parts(parts: Any, out: list[str]) -> None:
@@ -303,6 +362,10 @@ class OpenAIAdapter(AdapterBase):
                                      level != "none" else {"effort": level})
             else:
                 body["reasoning_effort"] = level
+        if req.tools or any(m["role"] == "tool" for m in req.messages):
+            body["messages"] = _tool_messages(body["messages"])
+            if req.tools:
+                body["tools"] = _tool_defs(req.tools)
         if req.output is not None:
             body["response_format"] = _response_format(req.output)
         url, params = endpoint(req.base_url, "/chat/completions")

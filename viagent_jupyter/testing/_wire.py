@@ -349,7 +349,9 @@ def _conversation(protocol: str, body: Mapping[str, Any]
             if role not in ("user", "model"):
                 raise BadRequest(f"Please use a valid role: user, model. (got {role!r})")
             parts = c.get("parts") if isinstance(c, dict) else None
-            texts.append((role, _text_of(parts)))
+            results = isinstance(parts, list) and any(
+                isinstance(p, dict) and "functionResponse" in p for p in parts)
+            texts.append(("function" if results else role, _text_of(parts)))
         system = body.get("systemInstruction")
         prompt = sum(_words(t) for _, t in texts)
         if isinstance(system, dict):
@@ -376,7 +378,11 @@ def _conversation(protocol: str, body: Mapping[str, Any]
                                  "accepts a top-level `system` parameter, not \"system\" as "
                                  "an input message role.")
             raise BadRequest(f"messages: invalid role {role!r}")
-        pairs.append((str(role), _text_of(m.get("content"))))
+        content = m.get("content")
+        if role == "user" and isinstance(content, list) and any(
+                isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+            role = "tool"  # Anthropic tool results travel in a user message
+        pairs.append((str(role), _text_of(content)))
     prompt = sum(_words(t) for _, t in pairs)
     if protocol == "anthropic":
         limit = body.get("max_tokens")
@@ -577,6 +583,10 @@ def chat_reply(route: Route, body: Any, query: Mapping[str, str], *,
         answer = make_answer(route.protocol, body, route.model)
     except BadRequest as exc:
         return error_reply(shape, 400, str(exc), sse=sse_error)
+    # a forced schema tool (Anthropic structured output) is answered by the schema path
+    tooled = None if answer.tool else _tool_turn(route, body, answer, query, openrouter)
+    if tooled is not None:
+        return tooled
     if route.protocol == "anthropic":
         return _anthropic(answer, body.get("stream") is True)
     if route.protocol == "gemini":
@@ -584,6 +594,34 @@ def chat_reply(route: Route, body: Any, query: Mapping[str, str], *,
     if route.protocol == "ollama":
         return _ollama(answer, body.get("stream") is not False)  # Ollama streams by default
     return _openai(answer, body, body.get("stream") is True, openrouter, models)
+
+
+_TOOL_CONTENT_TYPES = {"openai": "text/event-stream; charset=utf-8",
+                       "anthropic": "text/event-stream; charset=utf-8",
+                       "gemini": "text/event-stream", "ollama": "application/x-ndjson"}
+
+
+def _tool_turn(route: Route, body: Mapping[str, Any], answer: Answer,
+               query: Mapping[str, str], openrouter: bool) -> Reply | None:
+    """The demo's tool mode (``_tool_wire.tool_mode``): a streamed call, or the usual
+    answer quoting the tool results; ``None`` when no tools are offered."""
+    from ._tool_wire import tool_call_pieces, tool_mode
+
+    last, _prompt, _limit = _conversation(route.protocol, body)
+    call, results = tool_mode(route.protocol, body, last)
+    if results:
+        said = "; ".join(f"{name} returned {content}" for name, content in results)
+        answer.pieces = _tokens(f"The tool {said}. ") + answer.pieces
+        return None
+    streams = body.get("stream") is not False if route.protocol == "ollama" else (
+        route.stream and query.get("alt") == "sse" if route.protocol == "gemini"
+        else body.get("stream") is True)
+    if call is None or not streams:
+        return None
+    pieces = tool_call_pieces(route.protocol, [call], model=answer.model,
+                              prompt_tokens=answer.prompt_tokens, completion_tokens=5,
+                              openrouter=openrouter)
+    return Reply(200, _TOOL_CONTENT_TYPES[route.protocol], pieces, stream=True)
 
 
 # --------------------------------------------------------------------------- model lists
