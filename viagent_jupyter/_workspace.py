@@ -17,7 +17,7 @@ from .vault import CredentialVault
 if TYPE_CHECKING:
     import httpx
 
-    from .chat import AsyncChatStream, ChatStream
+    from .chat import AsyncChatStream, ChatServices, ChatStream
     from .registry import ModelRegistry
     from .schema import Message, ModelInfo
     from .usage import UsageStats
@@ -81,7 +81,7 @@ class Workspace:
                 if self._registry is None:
                     from .registry import ModelRegistry
 
-                    self._registry = ModelRegistry(self)
+                    self._registry = ModelRegistry(self.db, self.providers, lambda: self.http)
         return self._registry
 
     @property
@@ -105,6 +105,19 @@ class Workspace:
             self._aclient = (loop, make_async_client())
         return self._aclient[1]
 
+    def _chat_services(self) -> ChatServices:
+        """The parts a chat uses; stats and registry stay made on first use."""
+        from .chat import ChatServices
+
+        return ChatServices(
+            providers=self.providers,
+            http=lambda: self.http,
+            ahttp=lambda: self.ahttp,
+            record_usage=lambda p, m, usage, cost, error: self.stats.record(
+                p, m, usage, cost, error=error),
+            pricing=lambda p, m: self.registry.pricing(p, m),
+        )
+
     # -- the public calls -------------------------------------------------------------------------
     def models(self, provider: str | None = None, refresh: bool = False) -> list[ModelInfo]:
         """The models of a provider: cached (one hour by default) unless ``refresh``."""
@@ -123,7 +136,8 @@ class Workspace:
         """Start a streamed chat; iterate the result for text deltas."""
         from .chat import start_chat
 
-        return start_chat(self, prompt, provider=provider, model=model, system=system,
+        return start_chat(self._chat_services(), prompt,
+                          provider=provider or self.require_selected(), model=model, system=system,
                           temperature=temperature, max_tokens=max_tokens, **settings)
 
     def achat(
@@ -139,7 +153,8 @@ class Workspace:
         """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``."""
         from .chat import start_achat
 
-        return start_achat(self, prompt, provider=provider, model=model, system=system,
+        return start_achat(self._chat_services(), prompt,
+                           provider=provider or self.require_selected(), model=model, system=system,
                            temperature=temperature, max_tokens=max_tokens, **settings)
 
     def require_selected(self) -> str:

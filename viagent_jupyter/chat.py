@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -18,10 +27,12 @@ from .errors import ConfigValidationError, ProviderError, ViagentError
 from .schema import Message, ModelSettings, ProviderConfig, Usage, validation_error
 
 if TYPE_CHECKING:
-    from ._workspace import Workspace
+    import httpx
+
+    from ._services import ProviderLookup
     from .adapters.base import Adapter, ChatRequest, StreamState
 
-__all__ = ["AsyncChatStream", "ChatStream", "start_achat", "start_chat"]
+__all__ = ["AsyncChatStream", "ChatServices", "ChatStream", "start_achat", "start_chat"]
 
 log = logging.getLogger("viagent_jupyter.chat")
 
@@ -40,6 +51,21 @@ def chat_deadline() -> float:
         return float(os.environ["VIAGENT_CHAT_DEADLINE"])
     except (KeyError, ValueError):
         return CHAT_DEADLINE_S
+
+
+@dataclass(frozen=True)
+class ChatServices:
+    """What a chat uses from its workspace, and nothing more.
+
+    ``http`` / ``ahttp`` return the pooled sync / async client; ``record_usage(provider,
+    model, usage, cost, error)`` counts one request; ``pricing(provider, model)`` is USD per
+    token, or None."""
+
+    providers: ProviderLookup
+    http: Callable[[], httpx.Client]
+    ahttp: Callable[[], httpx.AsyncClient]
+    record_usage: Callable[[str, str, Usage, float | None, bool], object]
+    pricing: Callable[[str, str], Mapping[str, Decimal] | None]
 
 
 @dataclass
@@ -73,16 +99,16 @@ def _messages(prompt: str | Sequence[Message | dict[str, str]],
     return out, "\n\n".join(systems) if systems else None
 
 
-def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *,
-              provider: str | None, model: str | None, system: str | None,
+def plan_chat(providers: ProviderLookup, prompt: str | Sequence[Message | dict[str, str]], *,
+              provider: str, model: str | None, system: str | None,
               temperature: float | None, max_tokens: int | None,
               **settings: Any) -> _Plan:
     """Settings resolve as call arguments > provider settings > defaults."""
     from .adapters import get_adapter
     from .adapters.base import ChatRequest
 
-    pid = provider or ws.require_selected()
-    cfg = ws.providers.get(pid)
+    pid = provider
+    cfg = providers.get(pid)
     model = model or cfg.default_model
     if not model:
         raise ConfigValidationError(
@@ -102,7 +128,7 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
     except ValidationError as exc:
         raise validation_error(exc, "chat settings") from None
     messages, system_text = _messages(prompt, system)
-    key, _source = ws.providers.resolve_key(pid)
+    key, _source = providers.resolve_key(pid)
     request = ChatRequest(
         provider_id=pid,
         provider_type=cfg.provider_type,
@@ -120,8 +146,8 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
 class _ChatBase:
     """State and bookkeeping shared by the sync and async streams."""
 
-    def __init__(self, ws: Workspace, plan: _Plan) -> None:
-        self._ws = ws
+    def __init__(self, services: ChatServices, plan: _Plan) -> None:
+        self._services = services
         self._plan = plan
         self.provider: str = plan.provider.id
         self.requested_model: str = plan.model
@@ -211,8 +237,8 @@ class _ChatBase:
         self.cost = state_cost if state_cost is not None else self._computed_cost()
         if self._started:
             try:
-                self._ws.stats.record(self.provider, self.requested_model, self.usage,
-                                      self.cost, error=error is not None)
+                self._services.record_usage(self.provider, self.requested_model, self.usage,
+                                            self.cost, error is not None)
             except ViagentError:
                 log.warning("could not record usage for %s:%s", self.provider,
                             self.requested_model)
@@ -221,7 +247,7 @@ class _ChatBase:
         if not self.usage.reported:
             return None
         try:
-            pricing = self._ws.registry.pricing(self.provider, self.requested_model)
+            pricing = self._services.pricing(self.provider, self.requested_model)
         except ViagentError:
             return None
         if not pricing:
@@ -249,8 +275,8 @@ class ChatStream(_ChatBase):
     it at once; a ``KeyboardInterrupt`` while iterating does the same and leaves
     ``finish_reason == "cancelled"``."""
 
-    def __init__(self, ws: Workspace, plan: _Plan) -> None:
-        super().__init__(ws, plan)
+    def __init__(self, services: ChatServices, plan: _Plan) -> None:
+        super().__init__(services, plan)
         self._gen: Generator[str, None, None] | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -264,7 +290,7 @@ class ChatStream(_ChatBase):
         adapter, parser = self._begin()
         self._state = parser.state
         try:
-            with _http.stream(self._ws.http, adapter.chat_request(self._plan.request),
+            with _http.stream(self._services.http(), adapter.chat_request(self._plan.request),
                               **self._http_options()) as chunks:
                 self._started = True
                 for chunk in chunks:
@@ -309,8 +335,8 @@ class ChatStream(_ChatBase):
 class AsyncChatStream(_ChatBase):
     """The async twin: ``async for delta in ws.achat(...)``."""
 
-    def __init__(self, ws: Workspace, plan: _Plan) -> None:
-        super().__init__(ws, plan)
+    def __init__(self, services: ChatServices, plan: _Plan) -> None:
+        super().__init__(services, plan)
         self._agen: AsyncGenerator[str, None] | None = None
 
     def __aiter__(self) -> AsyncIterator[str]:
@@ -326,7 +352,8 @@ class AsyncChatStream(_ChatBase):
         adapter, parser = self._begin()
         self._state = parser.state
         try:
-            async with _http.astream(self._ws.ahttp, adapter.chat_request(self._plan.request),
+            async with _http.astream(self._services.ahttp(),
+                                     adapter.chat_request(self._plan.request),
                                      **self._http_options()) as chunks:
                 self._started = True
                 async for chunk in chunks:
@@ -359,11 +386,11 @@ class AsyncChatStream(_ChatBase):
             self._end("cancelled")
 
 
-def start_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
+def start_chat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]],
                **kw: Any) -> ChatStream:
-    return ChatStream(ws, plan_chat(ws, prompt, **kw))
+    return ChatStream(services, plan_chat(services.providers, prompt, **kw))
 
 
-def start_achat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
+def start_achat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]],
                 **kw: Any) -> AsyncChatStream:
-    return AsyncChatStream(ws, plan_chat(ws, prompt, **kw))
+    return AsyncChatStream(services, plan_chat(services.providers, prompt, **kw))

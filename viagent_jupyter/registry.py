@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -26,7 +26,10 @@ from .errors import ProviderError, StorageError, ViagentError
 from .schema import ModelInfo
 
 if TYPE_CHECKING:
-    from ._workspace import Workspace
+    import httpx
+
+    from ._services import ProviderLookup
+    from .db import Database
 
 __all__ = ["ModelList", "ModelRegistry", "StaleModelListWarning"]
 
@@ -95,10 +98,16 @@ def _load(data: str) -> list[ModelInfo]:
 
 
 class ModelRegistry:
-    """Model lists of a workspace's providers, fetched live and cached in its database."""
+    """Model lists of a workspace's providers, fetched live and cached in its database.
 
-    def __init__(self, ws: Workspace, ttl: float | None = None) -> None:
-        self._ws = ws
+    ``providers`` looks up configs and keys; ``http`` returns the pooled client to fetch with
+    (called when a fetch needs it, so the client is made on first use)."""
+
+    def __init__(self, db: Database, providers: ProviderLookup,
+                 http: Callable[[], httpx.Client], ttl: float | None = None) -> None:
+        self._db = db
+        self._providers = providers
+        self._http = http
         env = os.environ.get("VIAGENT_MODELS_TTL")
         self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL_S
         self._lock = threading.RLock()
@@ -108,7 +117,7 @@ class ModelRegistry:
     # -- cache ----------------------------------------------------------------------------------
     def cached(self, provider: str) -> ModelList | None:
         """The cached list (any age), or None."""
-        db = self._ws.db
+        db = self._db
         with db.read() as conn:
             row = conn.execute("SELECT fetched_at FROM model_cache WHERE provider_id = ?",
                                (provider,)).fetchone()
@@ -139,11 +148,11 @@ class ModelRegistry:
 
     def _save(self, provider: str, models: list[ModelInfo]) -> float:
         now = time.time()
-        with self._ws.db.write() as conn:
+        with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM providers WHERE id = ?", (provider,)).fetchone():
                 conn.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)",
                              (provider, now, _dump(models)))
-                self._ws.db.bump(conn, "models_rev")
+                self._db.bump(conn, "models_rev")
         self._memory[provider] = (now, models, {m.id: m for m in models})
         return now
 
@@ -152,15 +161,15 @@ class ModelRegistry:
         """Ask the provider for its models now (all pages), without touching the cache."""
         from .adapters import _http, get_adapter
 
-        cfg = self._ws.providers.get(provider)
-        key, _source = self._ws.providers.resolve_key(provider)
+        cfg = self._providers.get(provider)
+        key, _source = self._providers.resolve_key(provider)
         adapter = get_adapter(cfg.provider_type)
         request = adapter.models_request(cfg.endpoint, key, cfg.headers)
         models: list[ModelInfo] = []
         seen: set[str] = set()
         for _page in range(MAX_PAGES):
             body = _http.request_json(
-                self._ws.http, request, provider=cfg.id, timeout=cfg.timeout,
+                self._http(), request, provider=cfg.id, timeout=cfg.timeout,
                 deadline=MODELS_DEADLINE_S, max_retries=cfg.max_retries,
                 allow_insecure_http=cfg.allow_insecure_http,
                 error_from_response=adapter.error_from_response,
@@ -210,8 +219,8 @@ class ModelRegistry:
                     ) -> dict[str, ModelList | ViagentError]:
         """Refresh every provider concurrently; each gets its list or its error."""
         ids = list(providers) if providers is not None else \
-            [p.id for p in self._ws.providers.list()]
-        self._ws.http  # noqa: B018 - make the shared client before the threads need it
+            [p.id for p in self._providers.list()]
+        self._http()  # make the shared client before the threads need it
         results: dict[str, ModelList | ViagentError] = {}
 
         def one(pid: str) -> None:
@@ -244,7 +253,7 @@ class ModelRegistry:
         return mem[2].get(model) if mem else None
 
     def forget(self, provider: str) -> None:
-        with self._ws.db.write() as conn:
+        with self._db.write() as conn:
             conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (provider,))
-            self._ws.db.bump(conn, "models_rev")
+            self._db.bump(conn, "models_rev")
         self._memory.pop(provider, None)
