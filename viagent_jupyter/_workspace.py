@@ -55,7 +55,6 @@ class Workspace:
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
         self._client: httpx.Client | None = None
-        self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._lock = threading.RLock()
         self._poll_handle: asyncio.TimerHandle | None = None
         self._closed = False
@@ -95,24 +94,15 @@ class Workspace:
                     self._client = make_client()
         return self._client
 
-    @property
-    def ahttp(self) -> httpx.AsyncClient:
-        """The pooled async client of the running event loop (one per loop)."""
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient[0] is not loop:
-            from .adapters._http import make_async_client
-
-            self._aclient = (loop, make_async_client())
-        return self._aclient[1]
-
     def _chat_services(self) -> ChatServices:
         """The parts a chat uses; stats and registry stay made on first use."""
+        from .adapters._http import make_async_client
         from .chat import ChatServices
 
         return ChatServices(
             providers=self.providers,
             http=lambda: self.http,
-            ahttp=lambda: self.ahttp,
+            new_aclient=make_async_client,
             record_usage=lambda p, m, usage, cost, error: self.stats.record(
                 p, m, usage, cost, error=error),
             pricing=lambda p, m: self.registry.pricing(p, m),
@@ -210,18 +200,16 @@ class Workspace:
             self._poll_handle = None
 
     async def aclose(self) -> None:
-        """Close the async HTTP client of the running loop (call before the loop ends)."""
-        if self._aclient is not None:
-            loop, client = self._aclient
-            self._aclient = None
-            if loop is asyncio.get_running_loop():
-                await client.aclose()
+        """Nothing to do, kept for code that calls it: each async chat opens and closes its
+        own client, so no connection outlives the event loop it was made on."""
 
     def close(self) -> None:
+        """Stop syncing, close the pooled HTTP client and the database."""
         self._closed = True
         self.stop_autorefresh()
         if self._client is not None:
             self._client.close()
+            self._client = None
         self.db.close()
 
     def __enter__(self) -> Workspace:

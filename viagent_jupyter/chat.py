@@ -57,13 +57,15 @@ def chat_deadline() -> float:
 class ChatServices:
     """What a chat uses from its workspace, and nothing more.
 
-    ``http`` / ``ahttp`` return the pooled sync / async client; ``record_usage(provider,
+    ``http`` returns the pooled sync client; ``new_aclient`` makes an async client that the
+    async stream owns and closes when it ends (an ``httpx.AsyncClient`` belongs to one event
+    loop, and a pool kept across loops leaks its sockets); ``record_usage(provider,
     model, usage, cost, error)`` counts one request; ``pricing(provider, model)`` is USD per
     token, or None."""
 
     providers: ProviderLookup
     http: Callable[[], httpx.Client]
-    ahttp: Callable[[], httpx.AsyncClient]
+    new_aclient: Callable[[], httpx.AsyncClient]
     record_usage: Callable[[str, str, Usage, float | None, bool], object]
     pricing: Callable[[str, str], Mapping[str, Decimal] | None]
 
@@ -352,9 +354,9 @@ class AsyncChatStream(_ChatBase):
         adapter, parser = self._begin()
         self._state = parser.state
         try:
-            async with _http.astream(self._services.ahttp(),
-                                     adapter.chat_request(self._plan.request),
-                                     **self._http_options()) as chunks:
+            async with self._services.new_aclient() as client, \
+                    _http.astream(client, adapter.chat_request(self._plan.request),
+                                  **self._http_options()) as chunks:
                 self._started = True
                 async for chunk in chunks:
                     for delta in self._take(parser.feed(chunk)):
