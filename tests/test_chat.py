@@ -117,7 +117,7 @@ def test_multi_turn_messages_and_selected_provider(ws: Any, server: FakeProvider
     msgs = [{"role": "system", "content": "sys"}, {"role": "user", "content": "one"},
             {"role": "assistant", "content": "two"}, vj.Message(role="user", content="three")]
     s = ws.chat(msgs)
-    assert s.text == demo_text("three")
+    assert s.wait().text == demo_text("three")
     body = server.requests[-1].json
     assert body["system"] == "sys"
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
@@ -141,7 +141,7 @@ def test_truncated_stream_keeps_partial_text_and_counts(ws: Any, server: FakePro
     with pytest.raises(vj.ProviderError) as info:
         got.extend(s)
     assert isinstance(info.value, (vj.ProviderResponseError, vj.ProviderConnectionError))
-    assert got and s.partial_text == "".join(got) and s.finish_reason == "error"
+    assert got and s.text == "".join(got) and s.finish_reason == "error"
     assert s.error is info.value
     assert ws.stats.get(pid, "demo-small").requests == 1
     assert ws.stats.get(pid, "demo-small").errors == 1
@@ -154,7 +154,7 @@ def test_clean_end_without_marker_is_a_response_error(ws: Any, server: FakeProvi
     s = ws.chat("hello", provider=pid)
     with pytest.raises(vj.ProviderResponseError, match="anthropic"):
         s.wait()
-    assert s.partial_text
+    assert s.text
 
 
 def test_close_mid_stream_cancels_and_closes_the_connection(
@@ -188,7 +188,7 @@ def test_keyboard_interrupt_during_iteration_cancels(ws: Any, server: FakeProvid
                 got.append(d)
     finally:
         timer.cancel()
-    assert s.finish_reason == "cancelled" and got and s.partial_text == "".join(got)
+    assert s.finish_reason == "cancelled" and got and s.text == "".join(got)
     req = server.requests[-1]
     assert server.wait_for(lambda: req.finished.is_set(), timeout=3)
 
@@ -199,10 +199,33 @@ def _raise_in_main() -> None:
     _thread.interrupt_main()
 
 
-def test_text_before_iterating_waits_for_the_whole_answer(ws: Any, server: FakeProviderServer
-                                                          ) -> None:
+def test_text_is_the_text_so_far_in_both_streams(ws: Any, server: FakeProviderServer) -> None:
+    """One meaning for ``.text`` in the sync and async streams: the text received so far."""
     pid = add(ws, server, "ollama")
-    assert ws.chat("hi", provider=pid).text == demo_text("hi")
+    s = ws.chat("so far", provider=pid)
+    it = iter(s)
+    first = next(it)
+    assert s.text == first and not s.done  # after one delta: that delta, no waiting
+    assert s.wait().text == demo_text("so far") and s.done
+
+    async def main() -> tuple[str, str, str]:
+        a = ws.achat("so far", provider=pid)
+        ait = aiter(a)
+        afirst = await anext(ait)
+        partial = a.text
+        await a.wait()
+        return afirst, partial, a.text
+
+    afirst, partial, whole = asyncio.run(main())
+    assert partial == afirst and whole == demo_text("so far")
+
+
+def test_text_of_an_unstarted_stream_still_waits_with_a_warning(
+    ws: Any, server: FakeProviderServer
+) -> None:
+    pid = add(ws, server, "ollama")
+    with pytest.warns(FutureWarning, match=r"wait\(\)\.text"):
+        assert ws.chat("hi", provider=pid).text == demo_text("hi")
 
 
 def test_async_chat(ws: Any, server: FakeProviderServer) -> None:
@@ -363,4 +386,4 @@ def test_overall_deadline_ends_a_stream_that_never_stops(
     with pytest.raises(vj.ProviderConnectionError):
         s.wait()
     assert time.monotonic() - started < 3.0
-    assert s.partial_text and s.finish_reason == "error"
+    assert s.text and s.finish_reason == "error"

@@ -29,7 +29,7 @@ def test_demo_command_registers_a_working_local_provider(home: Path) -> None:
             assert ws.providers.selected == "demo"
             assert cfg.label == "OPENAI_COMPATIBLE - Local demo (offline)"
             s = ws.chat("Is this offline?")
-            assert "offline" in s.text and s.finish_reason == "stop"
+            assert "offline" in s.wait().text and s.finish_reason == "stop"
             assert s.usage.completion_tokens
     finally:
         proc.send_signal(signal.SIGINT)
@@ -53,7 +53,7 @@ def test_ensure_demo_starts_a_server_when_none_answers(ws: Any) -> None:
     register_demo(ws, "http://127.0.0.1:9/v1")  # nothing listens there
     try:
         assert ensure_demo(ws, delay=0) == "demo"
-        assert "You said: ping" in ws.chat("ping", provider="demo").text
+        assert "You said: ping" in ws.chat("ping", provider="demo").wait().text
         url = ws.providers.get("demo").base_url
         assert ensure_demo(ws) == "demo" and ws.providers.get("demo").base_url == url
     finally:

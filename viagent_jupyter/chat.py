@@ -173,8 +173,9 @@ class _ChatBase:
                 f"finish_reason={self.finish_reason!r} chars={sum(map(len, self._parts))}>")
 
     @property
-    def partial_text(self) -> str:
-        """The text received so far (never waits)."""
+    def text(self) -> str:
+        """The text received so far; never waits for the network. Once the stream has ended
+        (iterated to the end, or ``wait()`` / ``await s.wait()``) it is the whole answer."""
         return "".join(self._parts)
 
     @property
@@ -272,7 +273,8 @@ class _ChatBase:
 class ChatStream(_ChatBase):
     """A streamed answer: iterate for ``str`` deltas as they arrive.
 
-    ``.text`` is the whole answer (read before iterating, it waits for the end); ``.usage``,
+    ``.text`` is the text received so far and never waits; ``wait()`` reads to the end and
+    returns the stream, so ``ws.chat(...).wait().text`` is the whole answer. ``.usage``,
     ``.cost``, ``.model``, ``.finish_reason`` are set when the stream ends. ``close()`` stops
     it at once; a ``KeyboardInterrupt`` while iterating does the same and leaves
     ``finish_reason == "cancelled"``."""
@@ -308,13 +310,20 @@ class ChatStream(_ChatBase):
 
     @property
     def text(self) -> str:
+        """The text received so far; never waits once the stream has been started.
+
+        Compatibility: on a stream nobody has started, reading ``.text`` still reads the whole
+        answer (as 0.1 did), with a ``FutureWarning``; use ``.wait().text``."""
         if not self._iterating and not self._done:
-            for _ in self:
-                pass
-        return self.partial_text
+            import warnings
+
+            warnings.warn("ChatStream.text will stop waiting for the answer; "
+                          "use ws.chat(...).wait().text", FutureWarning, stacklevel=2)
+            self.wait()
+        return super().text
 
     def wait(self) -> ChatStream:
-        """Consume the rest of the stream; return self."""
+        """Read the rest of the stream (blocking); return self."""
         for _ in self:
             pass
         return self
@@ -335,7 +344,8 @@ class ChatStream(_ChatBase):
 
 
 class AsyncChatStream(_ChatBase):
-    """The async twin: ``async for delta in ws.achat(...)``."""
+    """The async twin: ``async for delta in ws.achat(...)``; ``.text`` is the text so far,
+    ``await s.wait()`` reads to the end and returns the stream."""
 
     def __init__(self, services: ChatServices, plan: _Plan) -> None:
         super().__init__(services, plan)
@@ -371,11 +381,8 @@ class AsyncChatStream(_ChatBase):
             raise
         self._finish_ok(parser.state)
 
-    @property
-    def text(self) -> str:
-        return self.partial_text
-
     async def wait(self) -> AsyncChatStream:
+        """Read the rest of the stream; return self."""
         async for _ in self:
             pass
         return self

@@ -523,7 +523,7 @@ class LLMMagics(Magics):
         except ViagentError as exc:
             error = exc
         result = LLMResult(
-            text=stream.partial_text, provider=stream.provider, model=stream.model, label=label,
+            text=stream.text, provider=stream.provider, model=stream.model, label=label,
             format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
             elapsed=stream.elapsed, error=error,
         )

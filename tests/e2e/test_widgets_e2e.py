@@ -247,7 +247,7 @@ def test_screenshot_of_the_panel_and_stats_bar(lab: Lab, home: Path,
                          "ws.providers.create(id='oa', provider_type='openai', "
                          "name='<b>Work</b> OpenAI', default_model='gpt-4o-mini')\n"
                          "ws.providers.select('fake')\n"
-                         "ws.chat('hello', provider='fake').text\n"),
+                         "ws.chat('hello', provider='fake').wait().text\n"),
         "vj.stats_bar()",
         "vj.panel()",
     ])

@@ -276,7 +276,7 @@ class ConfigPanel(ViewWidget):
         def run() -> dict[str, Any]:
             started = time.monotonic()
             stream = self._ws.chat(TEST_PROMPT, provider=pid, max_tokens=TEST_MAX_TOKENS)
-            text = stream.text
+            text = stream.wait().text
             elapsed = stream.elapsed if stream.elapsed is not None else \
                 time.monotonic() - started
             return {"latency_ms": round(elapsed * 1000), "text": scrub(text.strip())[:200],
