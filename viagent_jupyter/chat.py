@@ -160,7 +160,6 @@ class _ChatBase:
         self.cost: float | None = None
         self.error: ViagentError | None = None
         self.started_at: float | None = None
-        self.first_token_at: float | None = None
         self.ended_at: float | None = None
         self._parts: list[str] = []
         self._state: StreamState | None = None
@@ -210,10 +209,7 @@ class _ChatBase:
 
     def _take(self, deltas: list[str]) -> list[str]:
         out = [d for d in deltas if d]
-        if out:
-            if self.first_token_at is None:
-                self.first_token_at = time.monotonic()
-            self._parts.extend(out)
+        self._parts.extend(out)
         return out
 
     def _absorb(self, state: StreamState) -> None:

@@ -5,7 +5,8 @@
   busy timeout, so concurrent writers queue instead of failing.
 * Migrations are a plain list of idempotent functions; ``PRAGMA user_version`` counts them.
 * A corrupt or unreadable file raises :class:`StorageError` and is left exactly as it was.
-* :meth:`Database.changed` is the cheap cross-process change check (``PRAGMA data_version``).
+* :class:`ChangeWatch` is the cheap cross-process change check (``PRAGMA data_version`` and
+  a revision counter per kind of data).
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -110,7 +109,6 @@ class ModelRegistry:
         self._http = http
         env = os.environ.get("VIAGENT_MODELS_TTL")
         self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL_S
-        self._lock = threading.RLock()
         # provider id -> (fetched_at, models, by id): parsed once per stored version
         self._memory: dict[str, tuple[float, list[ModelInfo], dict[str, ModelInfo]]] = {}
 
@@ -152,7 +150,6 @@ class ModelRegistry:
             if conn.execute("SELECT 1 FROM providers WHERE id = ?", (provider,)).fetchone():
                 conn.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)",
                              (provider, now, _dump(models)))
-                self._db.bump(conn, "models_rev")
         self._memory[provider] = (now, models, {m.id: m for m in models})
         return now
 
@@ -246,14 +243,7 @@ class ModelRegistry:
         info = mem[2].get(model) if mem else None
         return dict(info.pricing) if info is not None and info.pricing else None
 
-    def info(self, provider: str, model: str) -> ModelInfo | None:
-        if self.cached(provider) is None:
-            return None
-        mem = self._memory.get(provider)
-        return mem[2].get(model) if mem else None
-
     def forget(self, provider: str) -> None:
         with self._db.write() as conn:
             conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (provider,))
-            self._db.bump(conn, "models_rev")
         self._memory.pop(provider, None)

@@ -39,7 +39,6 @@ class ChatRequest:
     # frequency_penalty, presence_penalty.
     settings: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # provider's extra headers
-    stream: bool = True
 
 
 @dataclass
@@ -62,7 +61,6 @@ class StreamState:
     usage: dict[str, int] = field(default_factory=dict)
     cost: float | None = None  # provider-reported (OpenRouter usage.cost)
     done: bool = False  # the protocol's terminal marker was seen
-    response_id: str | None = None
 
 
 class StreamParser(Protocol):

@@ -1,8 +1,9 @@
 """Ollama native chat (``POST {base}/api/chat``, NDJSON).
 
 Stream facts relied on: one compact JSON object per ``\\n``-terminated line (split on
-bytes, so raw U+0085 inside a string is safe — G5); ``"stream": true`` is always sent
-(G18); text = ``message.content`` (``message.thinking`` is not text); the final line has
+bytes, so raw U+0085 inside a string is safe); ``"stream": true`` is always sent
+(``/api/chat`` streams by default); text = ``message.content`` (``message.thinking`` is not
+text); the final line has
 ``"done": true`` (the terminal marker), ``done_reason`` (``stop``, ``length``; ``load``/
 ``unload`` → ``other``; absent on old servers → ``stop``), ``prompt_eval_count`` and
 ``eval_count``. A line ``{"error": "..."}`` is an in-stream error (status stays 200).
@@ -27,7 +28,6 @@ from ._common import (
     model_info,
     opt_str,
     parse_json,
-    require_stream,
     set_finish,
     settings_of,
     stream_error,
@@ -134,11 +134,10 @@ class OllamaAdapter(AdapterBase):
     parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
-        require_stream(req)
         body: dict[str, Any] = {
             "model": req.model,
             "messages": with_system(req),
-            "stream": True,  # /api/chat streams by default; say so anyway (G18)
+            "stream": True,  # /api/chat streams by default; say so anyway
         }
         options = {_OPTIONS[k]: v for k, v in settings_of(req).items()}
         if options:
