@@ -2,7 +2,6 @@
 //
 // A view of the kernel's provider store: it renders the synced, secret-free traits and sends
 // every edit as a request that the kernel validates with the store's own rules.
-import "./widgets.css";
 import { h, replaceChildren } from "./lib/dom.js";
 import { createRpc } from "./lib/rpc.js";
 import { ProviderForm } from "./panel/provider_form.js";

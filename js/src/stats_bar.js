@@ -1,5 +1,4 @@
 // StatsBar front end (vj.stats_bar()): one compact line, expandable into a table.
-import "./widgets.css";
 import { h, replaceChildren, uid } from "./lib/dom.js";
 import { formatCompact, formatCost, formatInt, relativeTime } from "./lib/format.js";
 

@@ -136,7 +136,7 @@ class ConfigPanel(ViewWidget):
     """The provider configuration panel (``vj.panel()``, ``%llm panel``)."""
 
     _esm = asset("config_panel.js")
-    _css = asset("config_panel.css")
+    _css = asset("widgets.css")
 
     providers = List(Dict(), help="The store's providers (no secrets).").tag(sync=True)
     selected = Unicode(None, allow_none=True, help="The selected provider id.").tag(sync=True)
