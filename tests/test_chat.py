@@ -6,6 +6,7 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -176,27 +177,44 @@ def test_close_mid_stream_cancels_and_closes_the_connection(
 
 def test_keyboard_interrupt_during_iteration_cancels(ws: Any, server: FakeProviderServer
                                                      ) -> None:
+    """A real SIGINT while the stream waits on the network (as Ctrl-C / Interrupt Kernel).
+
+    No timer: the server stops after three chunks, and the signal is sent once the main
+    thread is back inside the stream (it cannot leave it: nothing more arrives)."""
     pid = add(ws, server, "gemini")
-    server.script("chat", Scripted(delay=0.05))
+    server.script("chat", Scripted(stall=(3, 60)))
     s = ws.chat("interrupt me while you are still talking please", provider=pid)
-    timer = threading.Timer(0.2, lambda: _raise_in_main())
     got: list[str] = []
-    timer.start()
+    main = threading.main_thread()
+    run_code = type(s)._run.__code__
+
+    def inside_the_stream() -> bool:
+        frame = sys._current_frames().get(main.ident or 0)
+        while frame is not None:
+            if frame.f_code is run_code:
+                return True
+            frame = frame.f_back
+        return False
+
+    def interrupt_when_waiting() -> None:
+        while not (len(got) == 3 and inside_the_stream()):
+            if stop.wait(0.005):
+                return
+        signal.pthread_kill(main.ident or 0, signal.SIGINT)
+
+    stop = threading.Event()
+    watcher = threading.Thread(target=interrupt_when_waiting, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             for d in s:
                 got.append(d)
     finally:
-        timer.cancel()
-    assert s.finish_reason == "cancelled" and got and s.text == "".join(got)
-    req = server.requests[-1]
-    assert server.wait_for(lambda: req.finished.is_set(), timeout=3)
-
-
-def _raise_in_main() -> None:
-    import _thread
-
-    _thread.interrupt_main()
+        stop.set()
+        watcher.join(10)
+    assert s.finish_reason == "cancelled" and len(got) == 3 and s.text == "".join(got)
+    assert s.done and ws.stats.get(pid, "demo-small").requests == 1
+    assert ws.chat("still works", provider=pid).wait().finish_reason == "stop"
 
 
 def test_text_is_the_text_so_far_in_both_streams(ws: Any, server: FakeProviderServer) -> None:
