@@ -4,16 +4,9 @@
 registers them; ``%unload_ext viagent_jupyter`` removes them. Loading imports nothing heavy:
 the workspace, HTTP client, Markdown renderer and sanitizer load on the first call.
 
-Cell magic (the body is the prompt)::
-
-    %%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-s SYSTEM]
-          [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
-          [--no-interpolate] [--no-stream]
-
-``%llm [options] PROMPT`` does the same with the prompt on the line (there ``--chat`` takes
-no separate value: write ``--chat=THREAD``; ``--`` ends the options). Other line commands:
-``providers``, ``use ID``, ``models [ID] [--refresh]``, ``stats``, ``key ID [--session]``,
-``reset [THREAD]``, ``history [THREAD]``, ``error``, ``panel``, ``sidebar``, ``help``.
+The options and line commands are declared once, in :func:`_prompt_parser` (argparse) and
+:data:`COMMANDS`; ``%llm?``, ``%llm help`` and usage errors show the help generated from them
+(:func:`help_text`).
 
 Behaviour worth knowing:
 
@@ -22,7 +15,10 @@ Behaviour worth knowing:
   ``_private`` attributes); anything else in braces (code, JSON) stays as written;
   ``{{``/``}}`` give single braces. IPython's own ``$name``/``{expr}`` expansion of the
   magic line is turned off (it would evaluate code).
-* A one-line prompt that starts with a command word needs ``--``: ``%llm -- models are...``.
+* A line prompt must be unambiguous: a single word that is not a command (``%llm bogus``) is
+  an error with a "did you mean", and so is a line whose first word is a near-miss of a
+  command (``%llm modles --refresh``); ``%llm -- PROMPT`` or ``%llm "PROMPT"`` is always a
+  prompt, and so is anything after options (``%llm -t 0 hi``).
 * The answer streams into one display output, updated at most every ``update_interval``
   seconds (and less often for very long answers, see ``update_bytes_per_second``); a plain
   terminal IPython, which cannot update an output, prints it once at the end.
@@ -147,41 +143,35 @@ def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
 
 # -- arguments -------------------------------------------------------------------------------
 
-USAGE = """\
-%%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-s SYSTEM]
-      [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
-      [--no-interpolate] [--no-stream]
-      PROMPT (the cell body)
-%llm [options] PROMPT            the same, prompt on the line (--chat=THREAD, -- ends options)
-%llm providers | use ID | models [ID] [--refresh] | stats | key ID [--session]
-%llm reset [THREAD] | history [THREAD] | error | panel | sidebar | help"""
+# The one description of the magic: the argparse options below and COMMANDS. The help that
+# `%llm help`, `%llm?` and a usage error show is generated from them; a test checks README.
 
-HELP = USAGE + """
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    # (name, arguments, what it does)
+    ("providers", "", "list the providers (* = selected)"),
+    ("use", "ID", "select the provider used when -p is not given"),
+    ("models", "[ID] [--refresh]", "the provider's models (cached; --refresh asks it now)"),
+    ("stats", "", "requests, tokens and cost per provider and model"),
+    ("key", "ID [--session]", "ask for ID's API key with a hidden prompt and store it "
+                              "encrypted (--session: keep it in memory only)"),
+    ("reset", "[THREAD]", "forget a --chat conversation (default: all)"),
+    ("history", "[THREAD]", "show the --chat conversations"),
+    ("error", "", "details of the last LLM error"),
+    ("panel", "", "the provider panel (widget)"),
+    ("sidebar", "", "the stats bar and panel in JupyterLab's right-hand area"),
+    ("help", "", "these options and commands"),
+)
+_SUBCOMMANDS = frozenset(name for name, _, _ in COMMANDS)
 
-  -p, --provider ID     provider to use (default: the selected one)
-  -m, --model MODEL     model (default: the provider's default model)
-  -t, --temperature T   sampling temperature (0-2)
-  --max-tokens N        cap on the answer's tokens
-  -s, --system TEXT     system prompt
-  -f, --format F        markdown (default), text, code, json
-  --insert              with -f code: also put the code into a new cell
-  -o, --output VAR      also store the result (an LLMResult) in VAR; _llm always has it
-  --chat [THREAD]       continue a conversation (default thread: "default")
-  --new                 start the conversation afresh (with --chat THREAD: that one)
-  --no-interpolate      send {braces} as written
-  --no-stream           wait for the whole answer, then show it
-
-  {name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
-  notebook's variables; other braces stay as written; {{ and }} give single braces.
-  Interrupt the kernel to stop an answer: the partial text stays, marked cancelled.
-  %llm key asks for the key with a hidden prompt: never type a key into a cell."""
-
-_SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset", "history",
-                          "error", "panel", "sidebar", "help"})
-# options that take a separate value, for finding where a one-line prompt starts
-_VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
-                            "--max-tokens", "-s", "--system", "-f", "--format", "-o",
-                            "--output"})
+NOTES = """\
+The prompt: %%llm takes it from the cell body; %llm from the rest of the line after the
+options, when unambiguous: a single word that is not a command is refused (a typo must not
+become a paid request), so write %llm -- PROMPT or %llm "PROMPT" for those. With --chat on
+the line, write --chat=THREAD.
+{name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
+notebook's variables; other braces stay as written; {{ and }} give single braces.
+Interrupt the kernel to stop an answer: the partial text stays, marked cancelled.
+%llm key asks for the key with a hidden prompt: never type a key into a cell."""
 
 
 @dataclass(frozen=True)
@@ -245,26 +235,96 @@ def _thread_name(value: str) -> str:
     return value
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The same help whatever the terminal's width."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=24, width=_HELP_WIDTH)
+
+
+_HELP_WIDTH = 92
+
+
 def _prompt_parser() -> _Parser:
-    p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False, usage=USAGE)
-    p.add_argument("-p", "--provider")
-    p.add_argument("-m", "--model")
-    p.add_argument("-t", "--temperature", type=float)
-    p.add_argument("--max-tokens", type=_positive_int)
-    p.add_argument("-s", "--system")
-    p.add_argument("-f", "--format", choices=FORMATS)
-    p.add_argument("--insert", action="store_true")
-    p.add_argument("-o", "--output", type=_variable)
-    p.add_argument("--chat", nargs="?", const="default", type=_thread_name)
-    p.add_argument("--new", action="store_true")
-    p.add_argument("--no-interpolate", action="store_true")
-    p.add_argument("--no-stream", action="store_true")
-    p.add_argument("-h", "--help", action="store_true")
+    p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False,
+                description="Chat with an LLM provider. The cell body is the prompt.",
+                formatter_class=_HelpFormatter)
+    p.add_argument("-p", "--provider", metavar="ID",
+                   help="provider to use (default: the selected one, %%llm use ID)")
+    p.add_argument("-m", "--model", metavar="MODEL",
+                   help="model (default: the provider's default_model)")
+    p.add_argument("-t", "--temperature", type=float, metavar="T",
+                   help="sampling temperature, 0-2")
+    p.add_argument("--max-tokens", type=_positive_int, metavar="N",
+                   help="cap on the answer's length in tokens")
+    p.add_argument("-s", "--system", metavar="TEXT",
+                   help='system prompt (quote it: -s "You are terse.")')
+    p.add_argument("-f", "--format", choices=FORMATS, metavar="F",
+                   help=f"how to show the answer: {', '.join(FORMATS)} (default: markdown)")
+    p.add_argument("--insert", action="store_true",
+                   help="with -f code: also put the code into a new cell")
+    p.add_argument("-o", "--output", type=_variable, metavar="VAR",
+                   help="also store the result (text, usage, cost, model) in VAR; "
+                        "_llm always holds the last one")
+    p.add_argument("--chat", nargs="?", const="default", type=_thread_name, metavar="THREAD",
+                   help='continue a conversation kept in the kernel (default thread: "default")')
+    p.add_argument("--new", action="store_true",
+                   help="start the conversation afresh (with --chat THREAD: that one)")
+    p.add_argument("--no-interpolate", action="store_true", help="send {braces} as written")
+    p.add_argument("--no-stream", action="store_true",
+                   help="wait for the whole answer, then show it")
+    p.add_argument("-h", "--help", action="store_true", help="show this help")
     return p
 
 
+def _value_options() -> frozenset[str]:
+    """Options that take a separate value (``-p ID``), for finding where a line prompt starts."""
+    return frozenset(opt for action in _prompt_parser()._actions if action.nargs is None
+                     for opt in action.option_strings)
+
+
+def _commands_help() -> str:
+    import textwrap
+
+    rows = [("%llm [options] PROMPT", "the same as %%llm, the prompt on the line")]
+    rows += [(f"%llm {name} {args}".rstrip(), what) for name, args, what in COMMANDS]
+    width = max(len(left) for left, _ in rows) + 2
+    return "\n".join(textwrap.fill(what, _HELP_WIDTH, initial_indent=f"  {left:<{width}}",
+                                    subsequent_indent=" " * (width + 2)) for left, what in rows)
+
+
+def usage() -> str:
+    """The short usage, generated from the parser and :data:`COMMANDS`."""
+    import textwrap
+
+    cell = " ".join(_prompt_parser().format_usage().split()[1:])
+    line = "%llm " + " | ".join(f"{name} {args}".rstrip() for name, args, _ in COMMANDS)
+    return "\n".join(textwrap.fill(text, _HELP_WIDTH, subsequent_indent="      ")
+                     for text in (cell, "%llm [options] PROMPT", line))
+
+
+def options_table() -> str:
+    """The options as the README's Markdown table (a test keeps README.md equal to it)."""
+    rows = ["| option | meaning |", "|---|---|"]
+    for action in _prompt_parser()._actions:
+        spec = ", ".join(action.option_strings)
+        if action.nargs is None:
+            spec += f" {action.metavar}"
+        elif action.nargs == "?":
+            spec += f" [{action.metavar}]"
+        text = (action.help or "").replace("%%", "%").replace("|", "\\|")
+        rows.append(f"| `{spec}` | {text} |")
+    return "\n".join(rows)
+
+
+def help_text() -> str:
+    """Everything the magic takes: options (from argparse), line commands and notes."""
+    options = _prompt_parser().format_help().strip()
+    return f"{options}\n\nline magic:\n{_commands_help()}\n\n{NOTES}"
+
+
 def _usage_error(message: str) -> UsageError:
-    return UsageError(f"{message}\n{USAGE}")
+    return UsageError(f"{message}\n{usage()}")
 
 
 def _split(line: str) -> list[str]:
@@ -305,6 +365,7 @@ def split_line_prompt(line: str) -> tuple[list[str], str]:
     tokens: list[str] = []
     pos = 0
     expect_value = False
+    value_options = _value_options()
     try:
         while True:
             rest = line[pos:]
@@ -320,9 +381,26 @@ def split_line_prompt(line: str) -> tuple[list[str], str]:
             if token == "--" and not expect_value:
                 return tokens, line[pos:].strip()
             tokens.append(token)
-            expect_value = not expect_value and token in _VALUE_OPTIONS
+            expect_value = not expect_value and token in value_options
     except ValueError as exc:
         raise _usage_error(f"cannot parse the options: {exc}") from None
+
+
+def _check_bare_prompt(text: str) -> None:
+    """Refuse a line that is more likely a mistyped command than a prompt: a single word, or
+    a first word within a letter or two of a command. A typo must not become a paid call."""
+    import difflib
+
+    words = text.split()
+    close = difflib.get_close_matches(words[0], sorted(_SUBCOMMANDS), n=1, cutoff=0.75)
+    if len(words) > 1 and not close:
+        return
+    hint = f"Did you mean %llm {close[0]}? " if close else \
+        f"The commands are: {', '.join(name for name, _, _ in COMMANDS)}. "
+    what = f"'{words[0]}' is not a %llm command" if len(words) == 1 else \
+        f"'{words[0]}' looks like a mistyped %llm command"
+    raise UsageError(f"{what}. {hint}To send it to the model as a prompt, write "
+                     f"%llm -- {text} (or %%llm with the prompt in the cell).")
 
 
 # -- the magics ------------------------------------------------------------------------------
@@ -428,7 +506,7 @@ class LLMMagics(Magics):
             if cell is not None:
                 args = parse_prompt_args(_split(line))
                 if args.help:
-                    print(HELP)
+                    print(help_text())
                     return None
                 return self._prompt(args, cell)
             return self._line(line)
@@ -441,16 +519,22 @@ class LLMMagics(Magics):
     def _line(self, line: str) -> Any:
         stripped = line.strip()
         if not stripped:
-            print(HELP)
+            print(help_text())
             return None
         command, *rest = stripped.split(None, 1)
         if command in _SUBCOMMANDS:  # a prompt starting with one of these: %llm -- models...
             handler = getattr(self, f"_cmd_{command}")
             return handler(_split(rest[0] if rest else ""))
+        if stripped[0] in "'\"":
+            quoted = _split(stripped)
+            if len(quoted) == 1:  # %llm "one explicit prompt"
+                return self._prompt(PromptArgs(), quoted[0])
+        elif not stripped.startswith("-"):
+            _check_bare_prompt(stripped)
         tokens, prompt = split_line_prompt(line)
         args = parse_prompt_args(tokens)
         if args.help:
-            print(HELP)
+            print(help_text())
             return None
         return self._prompt(args, prompt)
 
@@ -555,7 +639,7 @@ class LLMMagics(Magics):
 
     # -- line commands ---------------------------------------------------------------------------
     def _cmd_help(self, argv: list[str]) -> None:
-        print(HELP)
+        print(help_text())
 
     def _cmd_providers(self, argv: list[str]) -> None:
         ws = self.ws
@@ -727,6 +811,9 @@ def load(ipython: Any, workspace: Workspace | None = None) -> LLMMagics:
     magics = LLMMagics(ipython, workspace=workspace)
     ipython.register_magics(magics)
     return magics
+
+
+LLMMagics.llm.__doc__ = help_text()  # what %llm? and %%llm? show
 
 
 def unload(ipython: Any) -> None:
