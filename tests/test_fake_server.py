@@ -28,7 +28,8 @@ from viagent_jupyter.testing import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-WIRE = ROOT.parent / "shared" / "fixtures" / "wire"
+WIRE = Path(os.environ.get("VIAGENT_WIRE_FIXTURES")
+            or ROOT.parent / "shared" / "fixtures" / "wire")
 USER = [{"role": "user", "content": "hello there"}]
 
 
