@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """(Re)generate the documentation notebooks from the sources below, then execute them.
 
-    python notebooks/make_notebooks.py                 # all notebooks, executed
-    python notebooks/make_notebooks.py magic usage     # some of them
-    python notebooks/make_notebooks.py --no-execute    # write the cells only (no outputs)
+    python scripts/make_notebooks.py                 # all notebooks, executed
+    python scripts/make_notebooks.py magic usage     # some of them
+    python scripts/make_notebooks.py --no-execute    # write the cells only (no outputs)
 
 The notebooks are executable documentation: CI runs them with nbval against the outputs
-stored here (see ``nbval_sanitize.cfg`` for what is normalised before comparing)::
+stored in notebooks/ (see ``scripts/nbval_sanitize.cfg`` for what is normalised before comparing)::
 
     VIAGENT_HOME=$(mktemp -d) VIAGENT_KEYRING=0 python -m pytest --nbval notebooks/ \\
-        --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+        --nbval-sanitize-with scripts/nbval_sanitize.cfg -p no:cacheprovider
 
 Execution happens in a fresh temporary workspace (``VIAGENT_HOME``, ``VIAGENT_KEYRING=0``),
 in alphabetical order like nbval, with the provider key variables removed from the
@@ -48,7 +48,7 @@ from textwrap import dedent
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "notebooks"  # where the notebooks go
 
 SKIP = "nbval-skip"
 IGNORE = "nbval-ignore-output"
