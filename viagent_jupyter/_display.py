@@ -167,6 +167,8 @@ class Footer:
             p = "?" if self.prompt_tokens is None else str(self.prompt_tokens)
             c = "?" if self.completion_tokens is None else str(self.completion_tokens)
             out.append(f"{p}/{c} tokens")
+        elif self.status == "cancelled":
+            out.append("tokens —")  # stopped before the provider reported any: unknown
         if self.cost is not None:
             out.append(_money(self.cost))
         if self.elapsed is not None:
