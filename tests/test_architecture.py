@@ -122,7 +122,7 @@ def test_registry_and_chat_work_from_their_narrow_parts(tmp_path: Path) -> None:
             recorded.append((p, m, usage.completion_tokens, error))
 
         services = ChatServices(providers=store, http=lambda: client,
-                                ahttp=lambda: httpx.AsyncClient(), record_usage=record,
+                                new_aclient=httpx.AsyncClient, record_usage=record,
                                 pricing=registry.pricing)
         s = start_chat(services, "narrow", provider="ol", model=None, system=None,
                        temperature=None, max_tokens=None)

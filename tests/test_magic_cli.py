@@ -10,8 +10,8 @@ import test_magics
 from IPython.core.error import UsageError
 from test_magics import Env
 
-from viagent_jupyter import magics
-from viagent_jupyter.magics import COMMANDS, help_text, options_table
+from viagent_jupyter import _magic_args, magics
+from viagent_jupyter._magic_args import COMMANDS, help_text, options_table
 
 # the magic's fixtures: a real InteractiveShell, the fake provider, the loaded magic
 shell, srv, env = test_magics.shell, test_magics.srv, test_magics.env
@@ -28,7 +28,7 @@ def test_the_readme_table_is_the_parsers() -> None:
 
 def test_help_lists_every_option_and_command() -> None:
     text = help_text()
-    for action in magics._prompt_parser()._actions:
+    for action in _magic_args._prompt_parser()._actions:
         for option in action.option_strings:
             assert option in text
         assert action.help and action.help.replace("%%", "%") in " ".join(text.split())

@@ -4,9 +4,9 @@
 registers them; ``%unload_ext viagent_jupyter`` removes them. Loading imports nothing heavy:
 the workspace, HTTP client, Markdown renderer and sanitizer load on the first call.
 
-The options and line commands are declared once, in :func:`_prompt_parser` (argparse) and
-:data:`COMMANDS`; ``%llm?``, ``%llm help`` and usage errors show the help generated from them
-(:func:`help_text`).
+The options and line commands are declared once, in :mod:`viagent_jupyter._magic_args` (an
+argparse parser and ``COMMANDS``); ``%llm?``, ``%llm help`` and usage errors show the help
+generated from them.
 
 Behaviour worth knowing:
 
@@ -37,17 +37,9 @@ Configuration (``ipython_config.py`` or ``%config``): see the traits of :class:`
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import io
-import keyword
-import re
-import shlex
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import StdinNotImplementedError, UsageError
@@ -64,6 +56,17 @@ from ._display import (
     Table,
     output_class,
 )
+from ._interpolate import interpolate
+from ._magic_args import (
+    _SUBCOMMANDS,
+    PromptArgs,
+    _split,
+    _usage_error,
+    check_line_prompt,
+    help_text,
+    parse_prompt_args,
+    split_line_prompt,
+)
 
 if TYPE_CHECKING:
     from ._workspace import Workspace
@@ -72,336 +75,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs", "interpolate", "load",
            "unload"]
-
-# -- interpolation ---------------------------------------------------------------------------
-
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_FIELD = rf"\{{({_NAME}(?:\.{_NAME}|\[[^\[\]{{}}]*\])*)\}}"
-_TOKEN = re.compile(rf"\{{\{{|\}}\}}|{_FIELD}")
-_PART = re.compile(rf"\.({_NAME})|\[([^\[\]{{}}]*)\]")
-_INT = re.compile(r"-?\d+")
-_MISSING = object()
-
-
-def _lookup(field: str, namespace: Mapping[str, Any]) -> object:
-    """Resolve ``name(.attr|[key])*`` with attribute/item lookups only; _MISSING if not."""
-    name = re.match(_NAME, field)
-    assert name is not None
-    if name.group(0) not in namespace:
-        return _MISSING
-    obj = namespace[name.group(0)]
-    try:
-        for part in _PART.finditer(field, name.end()):
-            attr, key = part.group(1), part.group(2)
-            if attr is not None:
-                if attr.startswith("_"):
-                    return _MISSING  # no dunder/private walks (obj.__class__.__init__...)
-                obj = getattr(obj, attr)
-            else:
-                key = key.strip()
-                index: object
-                if _INT.fullmatch(key):
-                    index = int(key)
-                elif len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
-                    index = key[1:-1]
-                else:
-                    index = key
-                obj = obj[index]
-        return str(obj)
-    except Exception:  # a failed lookup (or a property that raises) leaves the field as text
-        return _MISSING
-
-
-def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
-    """Fill ``{name}``, ``{name.attr}``, ``{name[0]}`` fields from ``namespace``.
-
-    Unknown names, failed lookups, ``_private`` attributes and anything in braces that is not
-    such a field (code, JSON, ``{x:>3}``) stay exactly as written. ``{{`` gives ``{``, and a
-    ``}}`` closing it gives ``}`` (a lone ``}}``, as at the end of nested JSON, stays)."""
-    out: list[str] = []
-    pos = 0
-    open_escapes = 0
-    for m in _TOKEN.finditer(template):
-        out.append(template[pos:m.start()])
-        pos = m.end()
-        token = m.group(0)
-        if token == "{{":
-            open_escapes += 1
-            out.append("{")
-        elif token == "}}":
-            if open_escapes:
-                open_escapes -= 1
-                out.append("}")
-            else:
-                out.append("}}")
-        else:
-            value = _lookup(m.group(1), namespace)
-            out.append(token if value is _MISSING else str(value))
-    out.append(template[pos:])
-    return "".join(out)
-
-
-# -- arguments -------------------------------------------------------------------------------
-
-# The one description of the magic: the argparse options below and COMMANDS. The help that
-# `%llm help`, `%llm?` and a usage error show is generated from them; a test checks README.
-
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    # (name, arguments, what it does)
-    ("providers", "", "list the providers (* = selected)"),
-    ("use", "ID", "select the provider used when -p is not given"),
-    ("models", "[ID] [--refresh]", "the provider's models (cached; --refresh asks it now)"),
-    ("stats", "", "requests, tokens and cost per provider and model"),
-    ("key", "ID [--session]", "ask for ID's API key with a hidden prompt and store it "
-                              "encrypted (--session: keep it in memory only)"),
-    ("reset", "[THREAD]", "forget a --chat conversation (default: all)"),
-    ("history", "[THREAD]", "show the --chat conversations"),
-    ("error", "", "details of the last LLM error"),
-    ("panel", "", "the provider panel (widget)"),
-    ("sidebar", "", "the stats bar and panel in JupyterLab's right-hand area"),
-    ("help", "", "these options and commands"),
-)
-_SUBCOMMANDS = frozenset(name for name, _, _ in COMMANDS)
-
-NOTES = """\
-The prompt: %%llm takes it from the cell body; %llm from the rest of the line after the
-options, when unambiguous: a single word that is not a command is refused (a typo must not
-become a paid request), so write %llm -- PROMPT or %llm "PROMPT" for those. With --chat on
-the line, write --chat=THREAD.
-{name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
-notebook's variables; other braces stay as written; {{ and }} give single braces.
-Interrupt the kernel to stop an answer: the partial text stays, marked cancelled.
-%llm key asks for the key with a hidden prompt: never type a key into a cell."""
-
-
-@dataclass(frozen=True)
-class PromptArgs:
-    """The options of one ``%%llm``/``%llm`` prompt, parsed and checked."""
-
-    provider: str | None = None
-    model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    system: str | None = None
-    format: str | None = None  # None: c.LLMMagics.default_format
-    insert: bool = False
-    output: str | None = None
-    chat: str | None = None  # the thread to continue, or None
-    new: bool = False
-    interpolate: bool = True
-    stream: bool = True
-    help: bool = False
-
-    @property
-    def thread(self) -> str | None:
-        if self.chat is not None:
-            return self.chat
-        return "default" if self.new else None
-
-
-class _ArgumentError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _ArgumentError(message)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise _ArgumentError(message or "invalid arguments")
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {n}")
-    return n
-
-
-def _variable(value: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a valid variable name")
-    return value
-
-
-def _thread_name(value: str) -> str:
-    if not value or value.startswith("-") or len(value) > 100:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a thread name")
-    return value
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """The same help whatever the terminal's width."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=24, width=_HELP_WIDTH)
-
-
-_HELP_WIDTH = 92
-
-
-def _prompt_parser() -> _Parser:
-    p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False,
-                description="Chat with an LLM provider. The cell body is the prompt.",
-                formatter_class=_HelpFormatter)
-    p.add_argument("-p", "--provider", metavar="ID",
-                   help="provider to use (default: the selected one, %%llm use ID)")
-    p.add_argument("-m", "--model", metavar="MODEL",
-                   help="model (default: the provider's default_model)")
-    p.add_argument("-t", "--temperature", type=float, metavar="T",
-                   help="sampling temperature, 0-2")
-    p.add_argument("--max-tokens", type=_positive_int, metavar="N",
-                   help="cap on the answer's length in tokens")
-    p.add_argument("-s", "--system", metavar="TEXT",
-                   help='system prompt (quote it: -s "You are terse.")')
-    p.add_argument("-f", "--format", choices=FORMATS, metavar="F",
-                   help=f"how to show the answer: {', '.join(FORMATS)} (default: markdown)")
-    p.add_argument("--insert", action="store_true",
-                   help="with -f code: also put the code into a new cell")
-    p.add_argument("-o", "--output", type=_variable, metavar="VAR",
-                   help="also store the result (text, usage, cost, model) in VAR; "
-                        "_llm always holds the last one")
-    p.add_argument("--chat", nargs="?", const="default", type=_thread_name, metavar="THREAD",
-                   help='continue a conversation kept in the kernel (default thread: "default")')
-    p.add_argument("--new", action="store_true",
-                   help="start the conversation afresh (with --chat THREAD: that one)")
-    p.add_argument("--no-interpolate", action="store_true", help="send {braces} as written")
-    p.add_argument("--no-stream", action="store_true",
-                   help="wait for the whole answer, then show it")
-    p.add_argument("-h", "--help", action="store_true", help="show this help")
-    return p
-
-
-def _value_options() -> frozenset[str]:
-    """Options that take a separate value (``-p ID``), for finding where a line prompt starts."""
-    return frozenset(opt for action in _prompt_parser()._actions if action.nargs is None
-                     for opt in action.option_strings)
-
-
-def _commands_help() -> str:
-    import textwrap
-
-    rows = [("%llm [options] PROMPT", "the same as %%llm, the prompt on the line")]
-    rows += [(f"%llm {name} {args}".rstrip(), what) for name, args, what in COMMANDS]
-    width = max(len(left) for left, _ in rows) + 2
-    return "\n".join(textwrap.fill(what, _HELP_WIDTH, initial_indent=f"  {left:<{width}}",
-                                    subsequent_indent=" " * (width + 2)) for left, what in rows)
-
-
-def usage() -> str:
-    """The short usage, generated from the parser and :data:`COMMANDS`."""
-    import textwrap
-
-    cell = " ".join(_prompt_parser().format_usage().split()[1:])
-    line = "%llm " + " | ".join(f"{name} {args}".rstrip() for name, args, _ in COMMANDS)
-    return "\n".join(textwrap.fill(text, _HELP_WIDTH, subsequent_indent="      ")
-                     for text in (cell, "%llm [options] PROMPT", line))
-
-
-def options_table() -> str:
-    """The options as the README's Markdown table (a test keeps README.md equal to it)."""
-    rows = ["| option | meaning |", "|---|---|"]
-    for action in _prompt_parser()._actions:
-        spec = ", ".join(action.option_strings)
-        if action.nargs is None:
-            spec += f" {action.metavar}"
-        elif action.nargs == "?":
-            spec += f" [{action.metavar}]"
-        text = (action.help or "").replace("%%", "%").replace("|", "\\|")
-        rows.append(f"| `{spec}` | {text} |")
-    return "\n".join(rows)
-
-
-def help_text() -> str:
-    """Everything the magic takes: options (from argparse), line commands and notes."""
-    options = _prompt_parser().format_help().strip()
-    return f"{options}\n\nline magic:\n{_commands_help()}\n\n{NOTES}"
-
-
-def _usage_error(message: str) -> UsageError:
-    return UsageError(f"{message}\n{usage()}")
-
-
-def _split(line: str) -> list[str]:
-    try:
-        return shlex.split(line, posix=True)
-    except ValueError as exc:  # e.g. "No closing quotation"
-        raise _usage_error(f"cannot parse the options: {exc}") from None
-
-
-def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
-    """Options → :class:`PromptArgs`; a bad option raises a UsageError with the usage."""
-    try:
-        ns = _prompt_parser().parse_args(list(tokens))
-    except _ArgumentError as exc:
-        raise _usage_error(str(exc)) from None
-    args = PromptArgs(
-        provider=ns.provider, model=ns.model, temperature=ns.temperature,
-        max_tokens=ns.max_tokens, system=ns.system, format=ns.format, insert=ns.insert,
-        output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
-        stream=not ns.no_stream, help=ns.help,
-    )
-    if args.insert:
-        if args.format not in (None, "code"):
-            raise _usage_error("--insert works with -f code only")
-        args = dataclasses.replace(args, format="code")
-    return args
-
-
-def split_line_prompt(line: str) -> tuple[list[str], str]:
-    """``-p x -t 0.2 What's up?`` → ``(["-p", "x", "-t", "0.2"], "What's up?")``.
-
-    Options are read (shell quoting) until the first word that is not an option or an
-    option's value, or until ``--``; the rest of the line is the prompt, as written."""
-    source = io.StringIO(line)
-    lexer = shlex.shlex(source, posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    tokens: list[str] = []
-    pos = 0
-    expect_value = False
-    value_options = _value_options()
-    try:
-        while True:
-            rest = line[pos:]
-            start = pos + len(rest) - len(rest.lstrip())
-            if start >= len(line):
-                return tokens, ""
-            if not expect_value and not line.startswith("-", start):
-                return tokens, line[start:].strip()
-            token = lexer.get_token()
-            pos = source.tell()
-            if token is None:
-                return tokens, ""
-            if token == "--" and not expect_value:
-                return tokens, line[pos:].strip()
-            tokens.append(token)
-            expect_value = not expect_value and token in value_options
-    except ValueError as exc:
-        raise _usage_error(f"cannot parse the options: {exc}") from None
-
-
-def _check_bare_prompt(text: str) -> None:
-    """Refuse a line that is more likely a mistyped command than a prompt: a single word, or
-    a first word within a letter or two of a command. A typo must not become a paid call."""
-    import difflib
-
-    words = text.split()
-    close = difflib.get_close_matches(words[0], sorted(_SUBCOMMANDS), n=1, cutoff=0.75)
-    if len(words) > 1 and not close:
-        return
-    hint = f"Did you mean %llm {close[0]}? " if close else \
-        f"The commands are: {', '.join(name for name, _, _ in COMMANDS)}. "
-    what = f"'{words[0]}' is not a %llm command" if len(words) == 1 else \
-        f"'{words[0]}' looks like a mistyped %llm command"
-    raise UsageError(f"{what}. {hint}To send it to the model as a prompt, write "
-                     f"%llm -- {text} (or %%llm with the prompt in the cell).")
-
 
 # -- the magics ------------------------------------------------------------------------------
 
@@ -530,7 +203,7 @@ class LLMMagics(Magics):
             if len(quoted) == 1:  # %llm "one explicit prompt"
                 return self._prompt(PromptArgs(), quoted[0])
         elif not stripped.startswith("-"):
-            _check_bare_prompt(stripped)
+            check_line_prompt(stripped)
         tokens, prompt = split_line_prompt(line)
         args = parse_prompt_args(tokens)
         if args.help:
