@@ -319,7 +319,7 @@ def test_slow_stream_updates_the_display_before_it_ends(env: Env) -> None:
     assert answer.startswith("You said: Please stream slowly.")
     assert answer.endswith("no real model was called.")
     assert final.startswith(answer) and "streaming" not in final
-    assert "OPENAI_COMPATIBLE - Fake · demo-small" in final
+    assert "Fake (OpenAI-compatible) · demo-small" in final
     assert "tokens" in final
     # updates are coalesced: never faster than update_interval apart (small jitter allowed)
     gaps = [b.at - a.at for a, b in itertools.pairwise(calls[1:-1])]
@@ -622,13 +622,15 @@ def test_providers_and_use(env: Env) -> None:
     env.run("%llm providers")
     table = env.pub.calls[-1].data
     lines = table["text/plain"].splitlines()
-    assert lines[0].split() == ["id", "label", "type", "model", "key"]
+    assert lines[0].split() == ["id", "name", "type", "model", "key"]
     assert any(ln.startswith("*") and "fake" in ln for ln in lines)
+    assert any(ln.split()[:3] == ["oa", "<b>OpenAI</b>", "OpenAI"] for ln in lines)  # readable
+    assert "OPENAI" not in table["text/plain"]
     assert any("oa" in ln and "…" in ln and "(stored)" in ln for ln in lines)
     assert "&lt;b&gt;OpenAI&lt;/b&gt;" in table["text/html"]
     env.run("%llm use oa")
     assert env.ws.providers.selected == "oa"
-    assert "Using 'oa'" in env.capsys.readouterr().out
+    assert "Using 'oa' (<b>OpenAI</b>, model gpt-x)." in env.capsys.readouterr().out
     _assert_one_line_error(env, env.run("%llm use nope"), "nope")
     assert PLANTED_KEY not in env.outputs()
 

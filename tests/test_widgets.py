@@ -183,11 +183,11 @@ def test_an_edit_in_panel_a_reaches_panel_b_and_the_stats_bar(widgets: list[Any]
 
     assert ask(a, "select", provider="oa")["ok"]
     assert b.selected == "oa"
-    assert bar.active == {"id": "oa", "label": "OPENAI - Work", "model": "gpt-4o-mini"}
+    assert bar.active == {"id": "oa", "label": "Work (OpenAI)", "model": "gpt-4o-mini"}
 
     assert ask(a, "update", provider="oa", fields={"name": "Renamed"}, expected_version=1)["ok"]
     assert b.providers[0]["name"] == "Renamed" and b.providers[0]["version"] == 2
-    assert bar.active["label"] == "OPENAI - Renamed"
+    assert bar.active["label"] == "Renamed (OpenAI)"
     assert bar.comm.updates()[-1] == {"active": bar.active}
     assert ws.providers.get("oa").name == "Renamed"
     assert_no_key(widgets, [a.comm, b.comm, bar.comm])
@@ -411,6 +411,7 @@ def test_the_test_button_reports_latency_and_the_stats_bar_counts_it(
     assert fake_server.requests[-1].json["max_tokens"] == 8
     assert bar.totals["requests"] == 1
     assert bar.records[0]["provider"] == "fake" and bar.records[0]["model"] == "demo-small"
+    assert len(ws.history) == 0  # a connection test is not recorded in the history
     assert any("totals" in u for u in bar.comm.updates())
 
 

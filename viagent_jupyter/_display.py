@@ -177,7 +177,7 @@ class Footer:
 
     @property
     def marker(self) -> str | None:
-        return {"streaming": "streaming…", "cancelled": "⏹ cancelled", "error": "⚠ error",
+        return {"streaming": "streaming…", "cancelled": "cancelled", "error": "⚠ error",
                 "truncated": "✂ truncated (max tokens)",
                 "filtered": "⚠ stopped by the provider's content filter"}.get(self.status or "")
 

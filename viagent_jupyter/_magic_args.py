@@ -37,6 +37,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
                               "encrypted (--session: keep it in memory only)"),
     ("reset", "[THREAD]", "forget a --chat conversation (default: all)"),
     ("history", "[THREAD]", "show the --chat conversations"),
+    ("log", "[QUERY] [-n N] [--provider P] [--model M] [--since DATE]",
+     "search the recorded history of calls; also: log show ID, log export FILE.jsonl|FILE.md, "
+     "log clear, log keep DAYS|all"),
     ("error", "", "details of the last LLM error"),
     ("panel", "", "the provider panel (widget)"),
     ("sidebar", "", "the stats bar and panel in JupyterLab's right-hand area"),
@@ -72,6 +75,9 @@ class PromptArgs:
     interpolate: bool = True
     stream: bool = True
     help: bool = False
+    log: bool = True
+    # several (provider, model) pairs: a side-by-side comparison (empty: one answer)
+    targets: tuple[tuple[str | None, str | None], ...] = ()
 
     @property
     def thread(self) -> str | None:
@@ -130,10 +136,12 @@ def _prompt_parser() -> _Parser:
     p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False,
                 description="Chat with an LLM provider. The cell body is the prompt.",
                 formatter_class=_HelpFormatter)
-    p.add_argument("-p", "--provider", metavar="ID",
-                   help="provider to use (default: the selected one, %%llm use ID)")
-    p.add_argument("-m", "--model", metavar="MODEL",
-                   help="model (default: the provider's default_model)")
+    p.add_argument("-p", "--provider", action="append", metavar="ID",
+                   help="provider to use (default: the selected one, %%llm use ID); "
+                        "ID:MODEL names the model too")
+    p.add_argument("-m", "--model", action="append", metavar="MODEL",
+                   help="model (default: the provider's default_model); several -m (or "
+                        "-p ID:MODEL) compare the answers side by side")
     p.add_argument("-t", "--temperature", type=float, metavar="T",
                    help="sampling temperature, 0-2")
     p.add_argument("--max-tokens", type=_positive_int, metavar="N",
@@ -148,12 +156,15 @@ def _prompt_parser() -> _Parser:
                    help="also store the result (text, usage, cost, model) in VAR; "
                         "_llm always holds the last one")
     p.add_argument("--chat", nargs="?", const="default", type=_thread_name, metavar="THREAD",
-                   help='continue a conversation kept in the kernel (default thread: "default")')
+                   help='continue a conversation (default thread: "default"); it survives a '
+                        "kernel restart while the history is on")
     p.add_argument("--new", action="store_true",
                    help="start the conversation afresh (with --chat THREAD: that one)")
     p.add_argument("--no-interpolate", action="store_true", help="send {braces} as written")
     p.add_argument("--no-stream", action="store_true",
                    help="wait for the whole answer, then show it")
+    p.add_argument("--no-log", action="store_true",
+                   help="do not record this call in the history (%%llm log)")
     p.add_argument("-h", "--help", action="store_true", help="show this help")
     return p
 
@@ -167,7 +178,8 @@ def _value_options() -> frozenset[str]:
 def _commands_help() -> str:
     import textwrap
 
-    rows = [("%llm [options] PROMPT", "the same as %%llm, the prompt on the line")]
+    rows = [("%%llm -m A -m B ...", "compare models side by side (or -p P1:MODEL -p P2:MODEL)"),
+            ("%llm [options] PROMPT", "the same as %%llm, the prompt on the line")]
     rows += [(f"%llm {name} {args}".rstrip(), what) for name, args, what in COMMANDS]
     width = max(len(left) for left, _ in rows) + 2
     return "\n".join(textwrap.fill(what, _HELP_WIDTH, initial_indent=f"  {left:<{width}}",
@@ -221,12 +233,20 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
         ns = _prompt_parser().parse_args(list(tokens))
     except _ArgumentError as exc:
         raise _usage_error(str(exc)) from None
+    from ._compare import targets_from_options
+
+    try:
+        provider, model, targets = targets_from_options(ns.provider or [], ns.model or [])
+    except ValueError as exc:
+        raise _usage_error(str(exc)) from None
     args = PromptArgs(
-        provider=ns.provider, model=ns.model, temperature=ns.temperature,
+        provider=provider, model=model, temperature=ns.temperature,
         max_tokens=ns.max_tokens, system=ns.system, format=ns.format, insert=ns.insert,
         output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
-        stream=not ns.no_stream, help=ns.help,
+        stream=not ns.no_stream, help=ns.help, log=not ns.no_log, targets=targets,
     )
+    if targets and (args.chat is not None or args.new or args.insert):
+        raise _usage_error("comparing several models works without --chat, --new and --insert")
     if args.insert:
         if args.format not in (None, "code"):
             raise _usage_error("--insert works with -f code only")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .chat import AsyncChatStream, ChatServices, ChatStream
+    from .history import History
     from .registry import ModelRegistry
     from .schema import Message, ModelInfo
     from .usage import UsageStats
@@ -49,11 +50,18 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
+        # the administrator's providers and policy (viagent.toml on Jupyter's config path),
+        # read first: a broken admin file fails before anything is opened
+        from ._admin_store import ManagedProviderStore
+        from .admin import AdminConfig
+
+        self.admin = AdminConfig()
         self.db = Database(self.home)
         self.vault = CredentialVault(self.db, self.home)
-        self.providers = ProviderStore(self.db, self.vault)
+        self.providers: ProviderStore = ManagedProviderStore(self.db, self.vault, self.admin)
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
+        self._history: History | None = None
         self._client: httpx.Client | None = None
         self._lock = threading.RLock()
         self._poll_handle: asyncio.TimerHandle | None = None
@@ -74,13 +82,25 @@ class Workspace:
         return self._stats
 
     @property
+    def history(self) -> History:
+        """Every chat of this workspace: iterate, ``search()``, ``export()``."""
+        if self._history is None:
+            with self._lock:
+                if self._history is None:
+                    from .history import History
+
+                    self._history = History(self.db)
+        return self._history
+
+    @property
     def registry(self) -> ModelRegistry:
         if self._registry is None:
             with self._lock:
                 if self._registry is None:
                     from .registry import ModelRegistry
 
-                    self._registry = ModelRegistry(self.db, self.providers, lambda: self.http)
+                    self._registry = ModelRegistry(self.db, self.providers, lambda: self.http,
+                                                   policy=self.admin)
         return self._registry
 
     @property
@@ -97,6 +117,7 @@ class Workspace:
     def _chat_services(self) -> ChatServices:
         """The parts a chat uses; stats and registry stay made on first use."""
         from .adapters._http import make_async_client
+        from .admin import enforce
         from .chat import ChatServices
 
         return ChatServices(
@@ -106,6 +127,7 @@ class Workspace:
             record_usage=lambda p, m, usage, cost, error: self.stats.record(
                 p, m, usage, cost, error=error),
             pricing=lambda p, m: self.registry.pricing(p, m),
+            base_settings=lambda cfg, model: enforce(self.admin, cfg, model),
         )
 
     # -- the public calls -------------------------------------------------------------------------
@@ -126,9 +148,12 @@ class Workspace:
         """Start a streamed chat; iterate the result for text deltas."""
         from .chat import start_chat
 
-        return start_chat(self._chat_services(), prompt,
-                          provider=provider or self.require_selected(), model=model, system=system,
-                          temperature=temperature, max_tokens=max_tokens, **settings)
+        stream = start_chat(self._chat_services(), prompt,
+                            provider=provider or self.require_selected(), model=model,
+                            system=system, temperature=temperature, max_tokens=max_tokens,
+                            **settings)
+        self.history.watch(stream)
+        return stream
 
     def achat(
         self,
@@ -143,9 +168,12 @@ class Workspace:
         """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``."""
         from .chat import start_achat
 
-        return start_achat(self._chat_services(), prompt,
-                           provider=provider or self.require_selected(), model=model, system=system,
-                           temperature=temperature, max_tokens=max_tokens, **settings)
+        stream = start_achat(self._chat_services(), prompt,
+                             provider=provider or self.require_selected(), model=model,
+                             system=system, temperature=temperature, max_tokens=max_tokens,
+                             **settings)
+        self.history.watch(stream)
+        return stream
 
     def require_selected(self) -> str:
         """The provider to use when none is named: the selected one, else the only one."""

@@ -68,6 +68,10 @@ class ChatServices:
     new_aclient: Callable[[], httpx.AsyncClient]
     record_usage: Callable[[str, str, Usage, float | None, bool], object]
     pricing: Callable[[str, str], Mapping[str, Decimal] | None]
+    # the provider's settings over the administrator's defaults; raises PolicyError for a
+    # model the policy refuses (admin.py). Default: the provider's own settings.
+    base_settings: Callable[[ProviderConfig, str], dict[str, Any]] = \
+        lambda cfg, _model: cfg.settings.model_dump(exclude_none=True)
 
 
 @dataclass
@@ -101,7 +105,7 @@ def _messages(prompt: str | Sequence[Message | dict[str, str]],
     return out, "\n\n".join(systems) if systems else None
 
 
-def plan_chat(providers: ProviderLookup, prompt: str | Sequence[Message | dict[str, str]], *,
+def plan_chat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]], *,
               provider: str, model: str | None, system: str | None,
               temperature: float | None, max_tokens: int | None,
               **settings: Any) -> _Plan:
@@ -110,7 +114,7 @@ def plan_chat(providers: ProviderLookup, prompt: str | Sequence[Message | dict[s
     from .adapters.base import ChatRequest
 
     pid = provider
-    cfg = providers.get(pid)
+    cfg = services.providers.get(pid)
     model = model or cfg.default_model
     if not model:
         raise ConfigValidationError(
@@ -118,19 +122,20 @@ def plan_chat(providers: ProviderLookup, prompt: str | Sequence[Message | dict[s
             f"ws.providers.update('{pid}', default_model=...) (see ws.models('{pid}')).",
             [{"field": "model", "message": "is required"}],
         )
+    # the administrator's policy, before any request: a refused model raises PolicyError;
+    # their default settings sit under the provider's own (admin.py)
+    base = services.base_settings(cfg, model)
     overrides = {k: v for k, v in settings.items() if v is not None}
     if temperature is not None:
         overrides["temperature"] = temperature
     if max_tokens is not None:
         overrides["max_tokens"] = max_tokens
     try:
-        resolved = ModelSettings.model_validate(
-            {**cfg.settings.model_dump(exclude_none=True), **overrides}
-        )
+        resolved = ModelSettings.model_validate({**base, **overrides})
     except ValidationError as exc:
         raise validation_error(exc, "chat settings") from None
     messages, system_text = _messages(prompt, system)
-    key, _source = providers.resolve_key(pid)
+    key, _source = services.providers.resolve_key(pid)
     request = ChatRequest(
         provider_id=pid,
         provider_type=cfg.provider_type,
@@ -160,12 +165,15 @@ class _ChatBase:
         self.cost: float | None = None
         self.error: ViagentError | None = None
         self.started_at: float | None = None
+        self.first_token_at: float | None = None  # time to first token (history, comparisons)
         self.ended_at: float | None = None
         self._parts: list[str] = []
         self._state: StreamState | None = None
         self._started = False  # the provider answered 2xx: usage will be recorded
         self._iterating = False
         self._done = False
+        # Called once with this stream when it ends (the Workspace wires the history here).
+        self.on_end: Callable[[Any], None] | None = None
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} provider={self.provider!r} model={self.model!r} "
@@ -209,7 +217,10 @@ class _ChatBase:
 
     def _take(self, deltas: list[str]) -> list[str]:
         out = [d for d in deltas if d]
-        self._parts.extend(out)
+        if out:
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self._parts.extend(out)
         return out
 
     def _absorb(self, state: StreamState) -> None:
@@ -240,6 +251,12 @@ class _ChatBase:
                                             self.cost, error is not None)
             except ViagentError:
                 log.warning("could not record usage for %s:%s", self.provider,
+                            self.requested_model)
+        if self.on_end is not None:
+            try:
+                self.on_end(self)
+            except Exception:  # a hook never fails the chat
+                log.warning("the end-of-chat hook failed for %s:%s", self.provider,
                             self.requested_model)
 
     def _computed_cost(self) -> float | None:
@@ -393,9 +410,9 @@ class AsyncChatStream(_ChatBase):
 
 def start_chat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]],
                **kw: Any) -> ChatStream:
-    return ChatStream(services, plan_chat(services.providers, prompt, **kw))
+    return ChatStream(services, plan_chat(services, prompt, **kw))
 
 
 def start_achat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]],
                 **kw: Any) -> AsyncChatStream:
-    return AsyncChatStream(services, plan_chat(services.providers, prompt, **kw))
+    return AsyncChatStream(services, plan_chat(services, prompt, **kw))

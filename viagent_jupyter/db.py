@@ -75,7 +75,64 @@ def _m2_models_and_usage(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_models_and_usage]
+def _m_history(conn: sqlite3.Connection) -> None:
+    """The record of every chat (history.py), its FTS5 index when SQLite has FTS5, and the
+    ``--chat`` threads that outlive a kernel."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS history (
+            id INTEGER PRIMARY KEY,
+            created_at REAL NOT NULL,
+            source TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            response_model TEXT,
+            system TEXT,
+            messages TEXT,
+            prompt TEXT NOT NULL DEFAULT '',
+            answer TEXT NOT NULL DEFAULT '',
+            reasoning TEXT,
+            steps TEXT,
+            finish_reason TEXT,
+            usage TEXT,
+            cost REAL,
+            ttft REAL,
+            total_time REAL,
+            notebook TEXT,
+            cell INTEGER,
+            thread TEXT,
+            group_id TEXT,
+            error TEXT,
+            error_code TEXT,
+            settings TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS history_created ON history (created_at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS history_group ON history (group_id)")
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS history_threads (
+            name TEXT PRIMARY KEY,
+            messages TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )"""
+    )
+    try:
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS history_fts USING fts5("
+                     "prompt, answer, content='history', content_rowid='id')")
+    except sqlite3.OperationalError as exc:  # SQLite built without FTS5: search uses LIKE
+        log.info("no FTS5 in this SQLite (%s): history search will use LIKE", _describe(exc))
+        return
+    conn.execute("""CREATE TRIGGER IF NOT EXISTS history_ai AFTER INSERT ON history BEGIN
+        INSERT INTO history_fts (rowid, prompt, answer) VALUES (new.id, new.prompt, new.answer);
+        END""")
+    conn.execute("""CREATE TRIGGER IF NOT EXISTS history_ad AFTER DELETE ON history BEGIN
+        INSERT INTO history_fts (history_fts, rowid, prompt, answer)
+        VALUES ('delete', old.id, old.prompt, old.answer);
+        END""")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m1_initial, _m2_models_and_usage, _m_history,
+]
 
 
 def make_private_dir(path: Path) -> None:

@@ -8,9 +8,11 @@ and what to do about it. No message, ``repr`` or attribute ever carries an API k
     ├─ ConfigValidationError      VALIDATION_ERROR     (.errors: [{field, message}])
     ├─ ProviderNotFoundError      PROVIDER_NOT_FOUND
     ├─ ProviderConflictError      PROVIDER_CONFLICT    (duplicate id; stale version)
+    │  └─ ProviderManagedError    PROVIDER_MANAGED     (an administrator's provider: read-only)
     ├─ ProviderInUseError         PROVIDER_IN_USE      (deleting the selected provider)
     ├─ CredentialError            CREDENTIAL_ERROR     (missing key; vault key lost; tampered)
     ├─ StorageError               STORAGE_ERROR        (unreadable/corrupt db: kept, never reset)
+    ├─ PolicyError                POLICY_REFUSED       (the administrator's policy forbids it)
     └─ ProviderError              (.provider, .model)
        ├─ ProviderConnectionError PROVIDER_UNREACHABLE (refused, DNS, TLS, timeout)
        ├─ ProviderAPIError        PROVIDER_API_ERROR   (.status_code, .retry_after, .error_type)
@@ -29,11 +31,13 @@ __all__ = [
     "AuthenticationError",
     "ConfigValidationError",
     "CredentialError",
+    "PolicyError",
     "ProviderAPIError",
     "ProviderConflictError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderInUseError",
+    "ProviderManagedError",
     "ProviderNotFoundError",
     "ProviderResponseError",
     "RateLimitError",
@@ -161,6 +165,26 @@ class ProviderNotFoundError(ViagentError, KeyError):
 
 class ProviderConflictError(ViagentError):
     code = "PROVIDER_CONFLICT"
+
+
+class ProviderManagedError(ProviderConflictError):
+    """A change to a provider the administrator manages (``.managed_by``: where)."""
+
+    code = "PROVIDER_MANAGED"
+
+    def __init__(self, message: str, managed_by: str | None = None) -> None:
+        self.managed_by = managed_by
+        super().__init__(message)
+
+
+class PolicyError(ViagentError):
+    """The administrator's policy refuses this (``.rule``: the setting that did)."""
+
+    code = "POLICY_REFUSED"
+
+    def __init__(self, message: str, rule: str | None = None) -> None:
+        self.rule = rule
+        super().__init__(message)
 
 
 class ProviderInUseError(ViagentError):

@@ -22,8 +22,11 @@ Behaviour worth knowing:
 * The answer streams into one display output, updated at most every ``update_interval``
   seconds (and less often for very long answers, see ``update_bytes_per_second``); a plain
   terminal IPython, which cannot update an output, prints it once at the end.
-* ``--chat`` threads live in the kernel (``LLMMagics.threads``) and keep completed exchanges
-  only: a failed or cancelled answer is not sent back to the model.
+* ``--chat`` threads live in the kernel (``LLMMagics.threads``) and, while the history is on,
+  in the workspace database too, so a thread survives a kernel restart. They keep completed
+  exchanges only: a failed or cancelled answer is not sent back to the model.
+* Several ``-m`` (or ``-p PROVIDER:MODEL``) compare models side by side (``_compare.py``);
+  ``%llm log ...`` searches the recorded history (``history.py``).
 * **Interrupting the kernel** stops the stream within a second: the connection is closed,
   the partial answer stays on screen marked *cancelled*, its usage is recorded, ``_llm``
   holds it, and the cell ends without a traceback (the ``KeyboardInterrupt`` is swallowed).
@@ -123,6 +126,11 @@ class LLMMagics(Magics):
         help="Cap on display bytes resent per second while streaming: a long answer is "
              "redrawn less often so the notebook's message channel stays light (0: no cap).",
     )
+    log = Bool(
+        True, config=True,
+        help="Record every call in the workspace history (%llm log); --no-log skips one call "
+             "and VIAGENT_LOG=0 turns it off for the whole process.",
+    )
     stop_on_error = Bool(
         False, config=True,
         help="After showing an error or a cancelled answer, also end the cell with a one-line "
@@ -134,6 +142,7 @@ class LLMMagics(Magics):
         super().__init__(shell, **kwargs)  # type: ignore[no-untyped-call, unused-ignore]
         self._workspace = workspace
         self.threads: dict[str, list[dict[str, str]]] = {}
+        self._unlogged: set[str] = set()  # threads with a --no-log exchange (never recorded)
         self.last_error: ViagentError | None = None
         self._last_view: StreamDisplay | None = None  # the last live display (tests, bench)
 
@@ -221,19 +230,27 @@ class LLMMagics(Magics):
         body = body.strip("\r\n").rstrip()  # surrounding blank lines are not the prompt
         prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
         fmt = args.format or self.default_format
+        if args.targets:
+            return self._compare(args, prompt, fmt)
+        from .history import recording
+
         thread = args.thread
         if thread is not None and args.new:
-            self.threads.pop(thread, None)
-        history = list(self.threads.get(thread, ())) if thread is not None else []
+            self._forget(thread)
+        if thread is not None and not args.log:
+            self._unlogged.add(thread)  # it holds an unrecorded exchange: keep it all out
+        keep = self.log and args.log and thread not in self._unlogged
+        history = self._thread(thread, self.log) if thread is not None else []
         ws = self.ws
         pid = args.provider or self.default_provider or None
         try:
             pid = pid or ws.require_selected()
-            label = ws.providers.get(pid).label
+            label = ws.providers.get(pid).display_label
             messages: Any = prompt if thread is None else [
                 *history, {"role": "user", "content": prompt}]
-            stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
-                             temperature=args.temperature, max_tokens=args.max_tokens)
+            with recording(source="magic", log=keep, thread=thread):
+                stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
+                                 temperature=args.temperature, max_tokens=args.max_tokens)
         except ViagentError as exc:
             self._store(LLMResult(text="", provider=pid, model=args.model, format=fmt,
                                   finish_reason="error", error=exc, prompt=prompt), args)
@@ -250,7 +267,7 @@ class LLMMagics(Magics):
             self._maybe_stop("LLM answer cancelled (the partial answer is kept above).")
         else:
             if thread is not None:
-                self._remember(thread, prompt, result.text)
+                self._remember(thread, prompt, result.text, keep)
             if args.insert and result.text:
                 self._ip.set_next_input(result.code, replace=False)
 
@@ -292,7 +309,43 @@ class LLMMagics(Magics):
         self._last_view = view  # for tests and benchmarks: .updates, .bytes
         return result
 
-    def _store(self, result: LLMResult, args: PromptArgs) -> None:
+    def _compare(self, args: PromptArgs, prompt: str, fmt: str) -> None:
+        """Several models, one prompt: concurrent streams shown side by side."""
+        from ._compare import Comparison
+
+        ws = self.ws
+        default = args.provider or self.default_provider or None
+        targets = [(p or default, m) for p, m in args.targets]
+        comparison = Comparison(ws, prompt, targets, system=args.system,
+                                temperature=args.temperature, max_tokens=args.max_tokens,
+                                source="magic", log=self.log and args.log)
+        live = args.stream and self._can_update()
+        view = StreamDisplay(self._publish, lambda _text: comparison.bundle(fmt),
+                             interval=self.update_interval,
+                             bytes_per_second=self.update_bytes_per_second) if live else None
+        if view is not None:
+            view.start()
+
+        def tick() -> None:
+            if view is not None and comparison.changed():
+                view.add("")  # coalesced like a single answer's deltas
+
+        comparison.run(tick=tick, interval=max(self.update_interval, 0.02))
+        results = comparison.results(fmt)
+        if view is not None:
+            view.finish(results._repr_mimebundle_())
+        else:
+            self._show(results)
+        self._last_view = view
+        self._store(results, args)
+        errors = [r.error for r in results if r.error is not None]
+        if errors:
+            self.last_error = errors[0]
+            self._maybe_stop(f"LLM error: {errors[0]}")
+        elif any(r.finish_reason == "cancelled" for r in results):
+            self._maybe_stop("LLM comparison cancelled (the partial answers are kept above).")
+
+    def _store(self, result: Any, args: PromptArgs) -> None:
         self._ip.user_ns["_llm"] = result
         if args.output:
             self._ip.user_ns[args.output] = result
@@ -301,7 +354,33 @@ class LLMMagics(Magics):
         if self.stop_on_error:
             raise LLMCellStopped(message)
 
-    def _remember(self, thread: str, prompt: str, answer: str) -> None:
+    def _thread(self, name: str, keep: bool) -> list[dict[str, str]]:
+        """A thread's messages: this kernel's copy, else the one stored in the history."""
+        if name not in self.threads and keep:
+            from .history import safe
+
+            stored = safe(lambda: self.ws.history.thread(name), [])
+            if stored:
+                self.threads[name] = stored
+        return list(self.threads.get(name, ()))
+
+    def _forget(self, name: str | None = None) -> int:
+        """End one thread (or all): here and in the history. Returns messages dropped."""
+        from .history import safe
+
+        if name is None:
+            names = set(self.threads) | set(safe(lambda: self.ws.history.threads(), []))
+            self.threads.clear()
+            self._unlogged.clear()
+            safe(lambda: self.ws.history.drop_thread())
+            return len(names)
+        here = len(self.threads.pop(name, ()))
+        self._unlogged.discard(name)
+        stored = len(safe(lambda: self.ws.history.thread(name), []))
+        safe(lambda: self.ws.history.drop_thread(name))
+        return max(here, stored)
+
+    def _remember(self, thread: str, prompt: str, answer: str, keep: bool = False) -> None:
         history = [*self.threads.get(thread, ()), {"role": "user", "content": prompt},
                    {"role": "assistant", "content": answer}]
         cap = max(0, self.max_history)
@@ -309,12 +388,18 @@ class LLMMagics(Magics):
         while history and history[0]["role"] != "user":
             history.pop(0)  # a conversation sent to a provider starts with the user
         self.threads[thread] = history
+        if keep:
+            from .history import safe
+
+            safe(lambda: self.ws.history.save_thread(thread, history))
 
     # -- line commands ---------------------------------------------------------------------------
     def _cmd_help(self, argv: list[str]) -> None:
         print(help_text())
 
     def _cmd_providers(self, argv: list[str]) -> None:
+        from .schema import TYPE_NAMES
+
         ws = self.ws
         ws.providers.refresh()
         selected = ws.providers.selected
@@ -322,9 +407,10 @@ class LLMMagics(Magics):
         for cfg in ws.providers.list():
             key = (f"{cfg.api_key_hint or 'set'} ({cfg.key_source})" if cfg.has_api_key
                    else "none")
-            rows.append(["*" if cfg.id == selected else "", cfg.id, cfg.label,
-                         cfg.provider_type, cfg.default_model or "-", key])
-        self._show(Table(["", "id", "label", "type", "model", "key"], rows,
+            rows.append(["*" if cfg.id == selected else "", cfg.id, cfg.name,
+                         TYPE_NAMES.get(cfg.provider_type, cfg.provider_type),
+                         cfg.default_model or "-", key])
+        self._show(Table(["", "id", "name", "type", "model", "key"], rows,
                          empty="No providers yet: create one with %llm panel or "
                                "ws.providers.create(...)."))
 
@@ -335,7 +421,7 @@ class LLMMagics(Magics):
         ws.providers.select(argv[0])
         cfg = ws.providers.get(argv[0])
         model = f", model {cfg.default_model}" if cfg.default_model else ""
-        print(f"Using '{cfg.id}' ({cfg.label}{model}).")
+        print(f"Using '{cfg.id}' ({cfg.display_label}{model}).")
 
     def _cmd_models(self, argv: list[str]) -> None:
         refresh = "--refresh" in argv
@@ -397,7 +483,7 @@ class LLMMagics(Magics):
         import getpass
 
         try:
-            secret = getpass.getpass(f"API key for {cfg.label} (input hidden): ")
+            secret = getpass.getpass(f"API key for {cfg.display_label} (input hidden): ")
         except StdinNotImplementedError:
             print("This front end cannot ask for input; set the key with "
                   f"ws.providers.set_key('{cfg.id}', getpass.getpass()) instead.")
@@ -418,24 +504,31 @@ class LLMMagics(Magics):
         if len(argv) > 1:
             raise _usage_error("%llm reset takes [THREAD]")
         if argv:
-            dropped = len(self.threads.pop(argv[0], ()))
+            dropped = self._forget(argv[0])
             print(f"Conversation '{argv[0]}' reset ({dropped} messages forgotten).")
         else:
-            count = len(self.threads)
-            self.threads.clear()
+            count = self._forget()
             print(f"All conversations reset ({count} thread{'' if count == 1 else 's'}).")
 
     def _cmd_history(self, argv: list[str]) -> None:
         if len(argv) > 1:
             raise _usage_error("%llm history takes [THREAD]")
-        names = argv or sorted(self.threads)
+        from .history import safe
+
+        stored = safe(lambda: self.ws.history.threads(), []) if self.log else []
+        names = argv or sorted(set(self.threads) | set(stored))
         if not names:
             print("No conversations yet (use %%llm --chat).")
         for name in names:
-            messages = self.threads.get(name, [])
+            messages = self._thread(name, self.log)
             print(f"== {name} ({len(messages)} messages)")
             for msg in messages:
                 print(f"[{msg['role']}] {msg['content']}")
+
+    def _cmd_log(self, argv: list[str]) -> None:
+        from ._magic_log import log_command
+
+        log_command(self.ws, argv, self._show)
 
     def _cmd_error(self, argv: list[str]) -> None:
         exc = self.last_error

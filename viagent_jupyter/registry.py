@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import ProviderError, StorageError, ViagentError
 from .schema import ModelInfo
@@ -49,6 +49,16 @@ def _user_stacklevel() -> int:
         level += 1
         frame = frame.f_back  # type: ignore[assignment]
     return level
+
+
+class ModelPolicy(Protocol):
+    """What the registry asks of the administrator's policy (``AdminConfig`` fits)."""
+
+    def is_managed(self, pid: str) -> bool: ...
+
+    def filter_models(self, pid: str, models: ModelList) -> ModelList: ...
+
+    def pricing(self, pid: str, model: str) -> dict[str, Decimal] | None: ...
 
 
 class StaleModelListWarning(UserWarning):
@@ -100,13 +110,16 @@ class ModelRegistry:
     """Model lists of a workspace's providers, fetched live and cached in its database.
 
     ``providers`` looks up configs and keys; ``http`` returns the pooled client to fetch with
-    (called when a fetch needs it, so the client is made on first use)."""
+    (called when a fetch needs it, so the client is made on first use); ``policy`` is the
+    administrator's (admin.py): its providers, the models it allows, its prices."""
 
     def __init__(self, db: Database, providers: ProviderLookup,
-                 http: Callable[[], httpx.Client], ttl: float | None = None) -> None:
+                 http: Callable[[], httpx.Client], ttl: float | None = None,
+                 policy: ModelPolicy | None = None) -> None:
         self._db = db
         self._providers = providers
         self._http = http
+        self._policy = policy
         env = os.environ.get("VIAGENT_MODELS_TTL")
         self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL_S
         # provider id -> (fetched_at, models, by id): parsed once per stored version
@@ -146,8 +159,11 @@ class ModelRegistry:
 
     def _save(self, provider: str, models: list[ModelInfo]) -> float:
         now = time.time()
+        managed = self._policy is not None and \
+            self._policy.is_managed(provider)  # an administrator's provider has no row
         with self._db.write() as conn:
-            if conn.execute("SELECT 1 FROM providers WHERE id = ?", (provider,)).fetchone():
+            if managed or conn.execute("SELECT 1 FROM providers WHERE id = ?",
+                                       (provider,)).fetchone():
                 conn.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)",
                              (provider, now, _dump(models)))
         self._memory[provider] = (now, models, {m.id: m for m in models})
@@ -206,11 +222,16 @@ class ModelRegistry:
                          removed=old_ids - new_ids)
 
     def models(self, provider: str, refresh: bool = False) -> ModelList:
+        found = None
         if not refresh:
             cached = self.cached(provider)
             if cached is not None and time.time() - (cached.fetched_at or 0) < self.ttl:
-                return cached
-        return self.refresh(provider)
+                found = cached
+        if found is None:
+            found = self.refresh(provider)
+        # without the models the administrator's policy refuses (admin.py)
+        self._providers.get(provider)  # a provider the policy hides: PolicyError
+        return self._policy.filter_models(provider, found) if self._policy else found
 
     def refresh_all(self, providers: Iterable[str] | None = None
                     ) -> dict[str, ModelList | ViagentError]:
@@ -235,7 +256,11 @@ class ModelRegistry:
         return {pid: results[pid] for pid in ids}
 
     def pricing(self, provider: str, model: str) -> dict[str, Decimal] | None:
-        """USD per token for a model, from the cache only (never a request)."""
+        """USD per token for a model: the administrator's price (admin.py), else from the
+        cache only (never a request)."""
+        price = self._policy.pricing(provider, model) if self._policy is not None else None
+        if price is not None:
+            return price
         cached = self.cached(provider)
         if cached is None:
             return None

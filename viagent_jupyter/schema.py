@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_BASE_URLS",
     "ENV_KEYS",
     "PROVIDER_TYPES",
+    "TYPE_NAMES",
     "Message",
     "ModelInfo",
     "ModelSettings",
@@ -23,6 +24,7 @@ __all__ = [
     "ProviderType",
     "Usage",
     "UsageRecord",
+    "display_label",
     "validation_error",
 ]
 
@@ -35,6 +37,26 @@ PROVIDER_TYPES: tuple[str, ...] = (
     "ollama",
     "openai_compatible",
 )
+
+# What people read for each type (panel, footers, prompts); the widgets ship this table to the
+# browser in the panel's schema, so the front end never keeps a copy.
+TYPE_NAMES: dict[str, str] = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "gemini": "Google Gemini",
+    "openrouter": "OpenRouter",
+    "ollama": "Ollama",
+    "openai_compatible": "OpenAI-compatible",
+}
+
+
+def display_label(name: str, provider_type: str) -> str:
+    """The name first, then the readable type: ``"Work (OpenAI)"``; just the name when it
+    already says the type (``"OpenAI"``, ``"Local Ollama"``). JS twin: ``displayLabel`` in
+    ``js/src/lib/format.js``."""
+    kind = TYPE_NAMES.get(provider_type, provider_type)
+    return name if kind.casefold() in name.casefold() else f"{name} ({kind})"
+
 
 DEFAULT_BASE_URLS: dict[str, str | None] = {
     "openai": "https://api.openai.com/v1",
@@ -62,7 +84,7 @@ _SECRET_HEADERS = frozenset(
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 
-KeySource = Literal["stored", "session", "environment", "none"]
+KeySource = Literal["stored", "session", "environment", "managed", "none"]
 
 
 def _utcnow() -> datetime:
@@ -102,6 +124,9 @@ class ProviderConfig(BaseModel):
     has_api_key: bool = False
     api_key_hint: str | None = None
     key_source: KeySource = "none"
+    # set by the administrator's layer (admin.py), never stored with a user's provider
+    managed: bool = False
+    managed_by: str | None = None
 
     @field_validator("id")
     @classmethod
@@ -170,6 +195,12 @@ class ProviderConfig(BaseModel):
     def label(self) -> str:
         """What the UI shows: ``"OPENAI - My OpenAI"``."""
         return f"{self.provider_type.upper()} - {self.name}"
+
+    @property
+    def display_label(self) -> str:
+        """What people read: ``"My OpenAI (OpenAI)"`` (see :func:`display_label`);
+        :attr:`label` stays the API's value."""
+        return display_label(self.name, self.provider_type)
 
     @property
     def endpoint(self) -> str:

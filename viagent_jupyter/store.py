@@ -42,14 +42,22 @@ log = logging.getLogger("viagent_jupyter.store")
 _UNSET: Any = object()
 # Fields the store computes; a caller cannot set them.
 _COMPUTED = frozenset({"created_at", "updated_at", "version", "has_api_key", "api_key_hint",
-                       "key_source"})
-_KEY_FIELDS = ("has_api_key", "api_key_hint", "key_source")
+                       "key_source", "managed", "managed_by"})
+# computed per load, never written to a row (managed*: the administrator's layer, admin.py)
+_KEY_FIELDS = ("has_api_key", "api_key_hint", "key_source", "managed", "managed_by")
 _NEEDS_KEY = frozenset({"openai", "anthropic", "gemini", "openrouter"})
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _name_from_id(pid: Any) -> str:
+    """The default name: the id. An id that cannot be a name (empty, too long) is invalid
+    itself, so its error alone is reported, not a second one about a name nobody typed (the
+    stand-in never reaches a row: the id fails validation first)."""
+    return pid if isinstance(pid, str) and 1 <= len(pid.strip()) <= 200 else "-"
 
 
 class ProviderStore(HasTraits):
@@ -216,8 +224,8 @@ class ProviderStore(HasTraits):
         memory for this session only) and never into the config."""
         api_key = conceal(api_key)  # masked in this frame's locals (tracebacks) from here on
         self._validate_partial(fields)
-        data = {"id": id, "provider_type": provider_type, "name": id if name is None else name,
-                **fields}
+        data = {"id": id, "provider_type": provider_type,
+                "name": _name_from_id(id) if name is None else name, **fields}
         if "settings" in data and data["settings"] is None:
             data.pop("settings")
         cfg = self._validate_loaded({**data, "created_at": _now(), "updated_at": _now()})

@@ -2,7 +2,9 @@
 //
 // A view of the kernel's provider store: it renders the synced, secret-free traits and sends
 // every edit as a request that the kernel validates with the store's own rules.
-import { h, replaceChildren } from "./lib/dom.js";
+import { h, icon, replaceChildren } from "./lib/dom.js";
+import { displayLabel } from "./lib/format.js";
+import { Messages, fingerprint } from "./lib/messages.js";
 import { createRpc } from "./lib/rpc.js";
 import { ProviderForm } from "./panel/provider_form.js";
 import { renderProviderList } from "./panel/provider_list.js";
@@ -16,13 +18,16 @@ export class PanelView {
   constructor(model, el) {
     this.model = model;
     this.rpc = createRpc(model);
-    /** @type {Map<string, any>} per-provider row state (messages, confirmations) */
+    /** @type {Map<string, any>} per-provider row state (confirmations, progress) */
     this.rows = new Map();
+    /** per-provider messages, each kept only while the row is as it was (see rowState) */
+    this.messages = new Messages();
     this.form = null;
     this.addButton = h("button", {
       type: "button", class: "vj-btn vj-btn-primary", dataset: { action: "add" },
+      "aria-label": "Add provider", title: "Add a provider",
       onclick: () => this.openForm("add"),
-    }, "Add provider");
+    }, icon("add"), h("span", { text: "Add" }));
     this.listEl = h("div", { class: "vj-list-wrap" });
     this.editorEl = h("div", { class: "vj-editor-wrap" });
     this.root = h("div", { class: "vj-widget vj-panel", dataset: { vj: "config-panel" } },
@@ -35,6 +40,7 @@ export class PanelView {
     this.onProviders = () => {
       this.renderList();
       this.form?.sync(this.state().providers);
+      this.form?.syncModels(this.state()); // the picker's error may be about the old provider
       const waiting = this.pendingEdit;
       if (waiting && this.state().providers.some((p) => p.id === waiting)) {
         this.pendingEdit = null;
@@ -69,11 +75,25 @@ export class PanelView {
     return Object.fromEntries((this.state().schema.provider_types || []).map((t) => [t.value, t]));
   }
 
+  /** What a row message is about: a message is dropped once any of these changes. */
+  rowState(id) {
+    const s = this.state();
+    const p = s.providers.find((x) => x.id === id) || {};
+    return fingerprint(p.version, p.key_source, p.api_key_hint, id === s.selected);
+  }
+
+  /** Show `message` on row `id` while the row stays in `state` (default: as it is now). */
+  say(id, message, state = this.rowState(id)) {
+    this.messages.set(id, message, state);
+    this.renderList();
+  }
+
   // -- list ----------------------------------------------------------------------------------
   renderList() {
     const s = this.state();
     const ids = new Set(s.providers.map((p) => p.id));
     for (const id of [...this.rows.keys()]) if (!ids.has(id)) this.rows.delete(id);
+    this.messages.prune((id) => ids.has(id));
     // keep keyboard focus on the same button across re-renders
     const active = document.activeElement;
     let focus = null;
@@ -83,6 +103,7 @@ export class PanelView {
     }
     replaceChildren(this.listEl, renderProviderList({
       providers: s.providers, selected: s.selected, types: this.types(), rows: this.rows,
+      messageOf: (p) => this.messages.get(p.id, this.rowState(p.id)),
       busy: s.busy, onAction: (action, id) => this.onAction(action, id),
     }));
     if (focus) this.focusRow(focus.id, focus.action);
@@ -100,27 +121,37 @@ export class PanelView {
   }
 
   async onAction(action, id) {
-    const label = this.state().providers.find((p) => p.id === id)?.label || id;
+    const p = this.state().providers.find((x) => x.id === id);
+    const typeNames = Object.fromEntries(Object.entries(this.types()).map(([k, t]) => [k, t.label]));
+    const label = p ? displayLabel(p, typeNames) : id;
+    const before = this.rowState(id); // what a reply to this action is about
     switch (action) {
-      case "use": {
+      case "use": { // success shows as the row's "in use" badge; only a failure needs words
         const reply = await this.rpc.request("select", { provider: id });
-        this.setRow(id, { message: reply.ok ? { kind: "ok", text: "Now in use." } : { kind: "error", text: reply.error.message } });
+        if (!reply.ok) this.say(id, { kind: "error", text: reply.error.message }, before);
         break;
       }
       case "edit":
         this.openForm("edit", id);
         break;
       case "test": {
-        this.setRow(id, { testing: true, message: null });
+        this.messages.delete(id);
+        this.setRow(id, { testing: true });
         const reply = await this.rpc.request("test", { provider: id }, { timeoutMs: TEST_TIMEOUT_MS });
         const message = reply.ok
           ? { kind: "ok", text: `OK · ${reply.result.latency_ms} ms · “${reply.result.text}”` }
           : { kind: "error", text: reply.error.message };
-        this.setRow(id, { testing: false, message });
+        this.messages.set(id, message, before); // true of the provider as it was tested
+        this.setRow(id, { testing: false });
         break;
       }
       case "delete":
-        this.setRow(id, { confirming: true, message: null });
+        if (id === this.state().selected) {
+          this.say(id, { kind: "info", text: `“${label}” is in use: select another provider first, then delete it.` });
+          break;
+        }
+        this.messages.delete(id);
+        this.setRow(id, { confirming: true });
         this.focusRow(id, "confirm-delete");
         break;
       case "cancel-delete":
@@ -138,7 +169,8 @@ export class PanelView {
           const text = reply.error.code === "PROVIDER_IN_USE"
             ? `Cannot delete “${label}”: it is in use. ${reply.error.message}`
             : reply.error.message;
-          this.setRow(id, { deleting: false, message: { kind: "error", text } });
+          this.messages.set(id, { kind: "error", text }, before);
+          this.setRow(id, { deleting: false });
           this.focusRow(id, "delete");
         }
         break;

@@ -1,4 +1,8 @@
 // StatsBar front end (vj.stats_bar()): one compact line, expandable into a table.
+//
+// The line speaks of what it names: the selected provider · model and that model's figures
+// (requests, prompt "in" / completion "out" tokens, cost, last use); the whole workspace's
+// request count follows, labelled as such, when it differs.
 import { h, replaceChildren, uid } from "./lib/dom.js";
 import { formatCompact, formatCost, formatInt, relativeTime } from "./lib/format.js";
 
@@ -6,17 +10,60 @@ export const TICK_MS = 5000;
 /** The synced traits this view reads: the same names as StatsBar's in Python. */
 export const TRAITS = ["records", "totals", "active"];
 
-/** The line's parts, as text, from the synced traits (pure: unit-tested). */
-export function summary({ active, totals }, now = Date.now()) {
+const plural = (n, word) => `${formatInt(n)} ${word}${n === 1 ? "" : "s"}`;
+
+/** Sum the usage records that `keep` accepts. */
+function sum(records, keep) {
+  const out = { requests: 0, prompt_tokens: 0, completion_tokens: 0, cost: null, last_used: null };
+  for (const r of records) {
+    if (!keep(r)) continue;
+    out.requests += r.requests || 0;
+    out.prompt_tokens += r.prompt_tokens || 0;
+    out.completion_tokens += r.completion_tokens || 0;
+    if (r.cost !== null && r.cost !== undefined) out.cost = (out.cost || 0) + r.cost;
+    if (r.last_used && (!out.last_used || r.last_used > out.last_used)) out.last_used = r.last_used;
+  }
+  return out;
+}
+
+/**
+ * The line's parts, as {text, title}, from the synced traits (pure: unit-tested).
+ * The figures are the shown model's (or the provider's, without a default model; or the
+ * workspace's, with no provider selected).
+ */
+export function summary({ active, totals, records = [] }, now = Date.now()) {
   const t = totals || {};
-  const requests = t.requests || 0;
+  const a = active && active.id ? active : null;
+  let scope = "this workspace (all providers)";
+  let figures = t;
+  if (a && a.model) {
+    scope = `${a.model} on ${a.label}`;
+    figures = sum(records, (r) => r.provider === a.id && r.model === a.model);
+  } else if (a) {
+    scope = `${a.label} (all models)`;
+    figures = sum(records, (r) => r.provider === a.id);
+  }
+  const requests = figures.requests || 0;
+  const all = t.requests || 0;
+  // no price known: say nothing rather than spend the line on "cost —" (the table shows it)
+  const cost = figures.cost === null || figures.cost === undefined ? "" : formatCost(figures.cost);
   return {
-    provider: active && active.label ? active.label : "No provider selected",
-    model: active && active.model ? active.model : "no model",
-    requests: `${formatInt(requests)} ${requests === 1 ? "request" : "requests"}`,
-    tokens: `${formatCompact(t.prompt_tokens || 0)} / ${formatCompact(t.completion_tokens || 0)} tokens`,
-    cost: t.cost === null || t.cost === undefined ? "cost —" : formatCost(t.cost),
-    last: `last used ${relativeTime(t.last_used, now)}`,
+    provider: { text: a ? a.label : "No provider selected", title: "The provider in use (%%llm, ws.chat)" },
+    model: { text: a ? a.model || "no default model" : "", title: "Its default model" },
+    requests: { text: plural(requests, "request"), title: `Requests to ${scope}` },
+    tokens: {
+      text: `${formatCompact(figures.prompt_tokens || 0)} in / ${formatCompact(figures.completion_tokens || 0)} out tokens`,
+      title: `Tokens of ${scope}: prompt (in) / completion (out)`,
+    },
+    cost: { text: cost, title: `Cost in USD of ${scope}` },
+    last: {
+      text: figures.last_used ? `used ${relativeTime(figures.last_used, now)}` : "not used yet",
+      title: `Last answer from ${scope}`,
+    },
+    all: {
+      text: a && all !== requests ? `${formatInt(all)} in workspace` : "",
+      title: "Requests to every provider and model of this workspace",
+    },
   };
 }
 
@@ -26,16 +73,15 @@ export class StatsView {
     this.expanded = false;
     const tableId = uid("vj-stats-table");
     this.parts = {};
-    const part = (name, title) => (this.parts[name] = h("span", { class: `vj-stats-${name}`, title }));
-    this.chevron = h("span", { class: "vj-stats-chevron", "aria-hidden": "true", text: "▸" });
-    const sep = () => h("span", { class: "vj-sep", "aria-hidden": "true", text: "·" });
+    const part = (name) => (this.parts[name] = h("span", { class: `vj-stats-part vj-stats-${name}` }));
+    this.chevron = h("span", { class: "vj-stats-chevron", "aria-hidden": "true" });
     this.button = h("button", {
       type: "button", class: "vj-stats-line", "aria-expanded": "false", "aria-controls": tableId,
-      title: "Usage in this workspace (all providers). Click for the per-model table.",
+      title: "Usage of the model in use. Click for every provider and model.",
       onclick: () => this.toggle(),
-    }, this.chevron, part("provider"), sep(), part("model"), sep(),
-    part("requests"), sep(), part("tokens", "prompt / completion tokens"), sep(),
-    part("cost", "cost in USD (— when the provider reports none)"), sep(), part("last"));
+    }, this.chevron,
+    h("span", { class: "vj-stats-who" }, part("provider"), part("model")),
+    h("span", { class: "vj-stats-figures" }, part("requests"), part("tokens"), part("cost"), part("last"), part("all")));
     this.tableWrap = h("div", { class: "vj-stats-table", id: tableId, hidden: true });
     this.root = h("div", { class: "vj-widget vj-stats", dataset: { vj: "stats-bar" } },
       this.button, this.tableWrap);
@@ -49,40 +95,43 @@ export class StatsView {
   toggle() {
     this.expanded = !this.expanded;
     this.button.setAttribute("aria-expanded", String(this.expanded));
-    this.chevron.textContent = this.expanded ? "▾" : "▸";
     this.tableWrap.hidden = !this.expanded;
     this.render();
   }
 
   render(now = Date.now()) {
     const totals = this.model.get("totals") || {};
-    const s = summary({ active: this.model.get("active"), totals }, now);
-    for (const [name, text] of Object.entries(s)) this.parts[name].textContent = text;
+    const s = summary({ active: this.model.get("active"), totals, records: this.model.get("records") || [] }, now);
+    for (const [name, { text, title }] of Object.entries(s)) {
+      this.parts[name].textContent = text;
+      this.parts[name].title = title;
+      this.parts[name].hidden = !text;
+    }
     this.root.dataset.requests = String(totals.requests || 0);
     if (this.expanded) this.renderTable(now);
   }
 
   renderTable(now) {
     const records = this.model.get("records") || [];
+    const active = this.model.get("active") || {};
     if (!records.length) {
       replaceChildren(this.tableWrap, h("p", { class: "vj-empty", text: "No requests yet." }));
       return;
     }
-    const cols = ["Provider", "Model", "Requests", "Prompt", "Completion", "Cost", "Errors", "Last used"];
-    const num = { class: "vj-num" };
+    const cols = ["Provider", "Model", "Requests", "Prompt tokens", "Completion tokens", "Cost", "Errors", "Last used"];
+    const cell = (i, text) => h("td", { class: i >= 2 && i <= 6 ? "vj-num" : null, dataset: { label: cols[i] }, text });
     replaceChildren(this.tableWrap, h("table", { class: "vj-table" },
       h("thead", {}, h("tr", {}, cols.map((c, i) => h("th", {
         scope: "col", text: c, class: i >= 2 && i <= 6 ? "vj-num" : null,
       })))),
-      h("tbody", {}, records.map((r) => h("tr", { dataset: { provider: r.provider, model: r.model } },
-        h("td", { text: r.provider }),
-        h("td", { text: r.model }),
-        h("td", { ...num, text: formatInt(r.requests) }),
-        h("td", { ...num, text: formatInt(r.prompt_tokens) }),
-        h("td", { ...num, text: formatInt(r.completion_tokens) }),
-        h("td", { ...num, text: formatCost(r.cost) }),
-        h("td", { ...num, text: formatInt(r.errors) }),
-        h("td", { text: relativeTime(r.last_used, now) }))))));
+      h("tbody", {}, records.map((r) => h("tr", {
+        dataset: { provider: r.provider, model: r.model },
+        class: r.provider === active.id && r.model === active.model ? "vj-current" : null, // the line's
+      },
+        cell(0, r.provider), cell(1, r.model), cell(2, formatInt(r.requests)),
+        cell(3, formatInt(r.prompt_tokens)), cell(4, formatInt(r.completion_tokens)),
+        cell(5, formatCost(r.cost)), cell(6, formatInt(r.errors)),
+        cell(7, relativeTime(r.last_used, now)))))));
   }
 
   destroy() {

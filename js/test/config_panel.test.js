@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import widget, { TRAITS, PanelView } from "../src/config_panel.js";
 import { filterModels, diffText } from "../src/panel/model_picker.js";
+import { sentence } from "../src/panel/provider_form.js";
 import { FakeModel, panelState, provider, settle } from "./fake_model.js";
 
 const KEY = "sk-PLANTED-js-0001-abcdefghijkl";
@@ -50,7 +51,9 @@ describe("provider list", () => {
     expect(row("oa").querySelector(".vj-badge").textContent).toBe("in use");
     expect(action(row("oa"), "use")).toBeNull(); // already in use
     expect(action(row("env"), "use")).not.toBeNull();
-    expect(row("oa").querySelector(".vj-label").textContent).toBe("OPENAI - Work");
+    expect(row("oa").querySelector(".vj-label").textContent).toBe("Work"); // the name first
+    expect(row("oa").querySelector(".vj-type").textContent).toBe("OpenAI"); // a readable type
+    expect(action(row("oa"), "edit").getAttribute("aria-label")).toBe("Edit Work (OpenAI)");
     expect(row("oa").querySelector(".vj-key").textContent).toBe("Key stored (sk-…abcd)");
     expect(row("env").querySelector(".vj-key").textContent).toBe("Key from environment (sk-…wxyz)");
     expect(row("none").querySelector(".vj-key").textContent).toBe("Key missing");
@@ -61,7 +64,7 @@ describe("provider list", () => {
     const evil = '<img src=x onerror="window.pwned=1">';
     mount({ providers: [provider({ name: evil, default_model: `<b>${evil}</b>` })] });
     expect($("img, b")).toBeNull();
-    expect(row("oa").querySelector(".vj-label").textContent).toBe(`OPENAI - ${evil}`);
+    expect(row("oa").querySelector(".vj-label").textContent).toBe(evil);
     expect(window.pwned).toBeUndefined();
   });
 
@@ -69,7 +72,7 @@ describe("provider list", () => {
     const model = mount({ providers: [provider()] });
     action(row("oa"), "edit").focus();
     model.update({ providers: [provider({ name: "Renamed", version: 2 })] });
-    expect(row("oa").querySelector(".vj-label").textContent).toBe("OPENAI - Renamed");
+    expect(row("oa").querySelector(".vj-label").textContent).toBe("Renamed");
     expect(document.activeElement.dataset.action).toBe("edit");
     model.update({ selected: "oa" });
     expect(row("oa").classList.contains("vj-selected")).toBe(true);
@@ -83,13 +86,13 @@ describe("provider list", () => {
   });
 
   it("delete asks first and shows the in-use error clearly", async () => {
-    const model = mount({ providers: [provider()], selected: "oa" });
-    model.handler = (msg) => (msg.op === "delete"
+    const model = mount({ providers: [provider()], selected: null });
+    model.handler = (msg) => (msg.op === "delete" // selected meanwhile by another kernel
       ? { ok: false, error: { code: "PROVIDER_IN_USE", message: "Provider 'oa' is selected; select another one first." } }
       : null);
     action(row("oa"), "delete").click();
     expect(model.sentOps("delete")).toHaveLength(0);
-    expect(row("oa").querySelector(".vj-confirm").textContent).toContain("Delete “OPENAI - Work”?");
+    expect(row("oa").querySelector(".vj-confirm").textContent).toContain("Delete “Work (OpenAI)”?");
     expect(document.activeElement.dataset.action).toBe("confirm-delete");
     action(row("oa"), "confirm-delete").click();
     await settle();
@@ -141,21 +144,29 @@ describe("add form", () => {
       errors: [{ field: "id", message: "must be 1-64 characters" }, { field: "(config)", message: "odd" }],
     });
     submit();
-    expect(key.value).toBe(""); // cleared the moment it left
     const sent = model.sentOps("create");
     expect(sent).toHaveLength(1);
     expect(sent[0].api_key).toBe(KEY);
     expect(sent[0].fields).toMatchObject({ id: "Bad Id", name: "Mine", provider_type: "openai" });
     expect(JSON.stringify(sent[0].fields)).not.toContain(KEY);
     await settle();
-    expect(field("id").querySelector(".vj-field-error").textContent).toBe("must be 1-64 characters");
+    expect(field("id").querySelector(".vj-field-error").textContent).toBe("Must be 1-64 characters.");
     expect(input("id").getAttribute("aria-invalid")).toBe("true");
     expect($(".vj-form-error").textContent).toContain("(config): odd");
-    expect(field("api_key").querySelector(".vj-field-error").textContent).toContain("type the key again");
+    // the valid key is kept for the next try (in the password box only), not cleared
+    expect(key.value).toBe(KEY);
+    expect(field("api_key").querySelector(".vj-field-error").textContent).toBe("");
     // the key went out in that one message only, and never into model state
     expect(model.sent.filter((m) => JSON.stringify(m).includes(KEY))).toHaveLength(1);
     expect(model.setCalls).toEqual([]);
     expect(el.innerHTML).not.toContain(KEY);
+    // fixed, saved: the key leaves once more and the box is emptied
+    model.handler = () => ({ ok: true, result: { provider: "good", version: 1 } });
+    type(input("id"), "good");
+    submit();
+    await settle();
+    expect(model.sentOps("create")[1].api_key).toBe(KEY);
+    expect(key.value).toBe("");
   });
 
   it("opens the editor of the new provider once it appears", async () => {
@@ -256,10 +267,13 @@ describe("edit form", () => {
     const model = openEditor();
     type(input("api_key"), KEY);
     $(".vj-inline input[type=checkbox]").checked = true; // session only
+    model.handler = (msg) => (msg.op === "update" ? { ok: true, result: { provider: "oa", version: 2 } } : null);
     submit();
     const [sent] = model.sentOps("update");
     expect(sent).toMatchObject({ api_key: KEY, persist_key: false, fields: {} });
-    expect(input("api_key").value).toBe("");
+    await settle();
+    expect(input("api_key").value).toBe(""); // saved: gone from the page
+    expect($(".vj-form-status").textContent).toBe("Saved (key kept for this session).");
     action(el, "remove-key").click();
     expect(model.sentOps("update")[1]).toMatchObject({ remove_key: true });
     expect(JSON.stringify(model.sentOps("update")[1])).not.toContain(KEY);
@@ -326,22 +340,36 @@ describe("settings", () => {
 describe("model picker", () => {
   const many = Array.from({ length: 300 }, (_, i) => ({ id: `vendor/model-${i}`, name: `Model ${i}`, context_length: 8000, pricing: null }));
 
-  it("lists, searches and picks a model into the form", () => {
+  it("lists, searches and picks a model into the form (mouse and keyboard)", () => {
     const model = mount({ providers: [provider()] });
     action(row("oa"), "edit").click();
     model.update({ models: many, models_provider: "oa", models_status: { count: 300, fetched_at: new Date().toISOString() } });
-    const select = $(".vj-model-list");
-    expect(select.options).toHaveLength(300);
-    expect(select.value).toBe(""); // gpt-4o-mini is not in this list
+    const list = $(".vj-model-list");
+    const options = () => [...list.querySelectorAll("[role=option]")];
+    const chosen = () => options().filter((o) => o.getAttribute("aria-selected") === "true").map((o) => o.dataset.model);
+    expect(list.getAttribute("role")).toBe("listbox");
+    expect(options()).toHaveLength(300);
+    expect(chosen()).toEqual([]); // gpt-4o-mini is not in this list
+    expect(options()[7].querySelector(".vj-option-detail").textContent).toBe("Model 7 · 8k ctx");
     type(input("default_model"), "vendor/model-7");
-    expect(select.value).toBe("vendor/model-7");
-    type($(".vj-search"), "model-29");
-    expect([...select.options].map((o) => o.value)).toEqual(
+    expect(chosen()).toEqual(["vendor/model-7"]);
+    const search = $(".vj-search");
+    type(search, "model-29");
+    expect(options().map((o) => o.dataset.model)).toEqual(
       ["vendor/model-29", ...Array.from({ length: 10 }, (_, i) => `vendor/model-29${i}`)]);
-    expect($(".vj-picker-count").textContent).toBe("11 of 300 models");
-    select.value = "vendor/model-291";
-    select.dispatchEvent(new Event("change"));
+    expect($(".vj-picker-count").textContent).toBe("11 of 300");
+    options()[2].click();
     expect(input("default_model").value).toBe("vendor/model-291");
+    expect(chosen()).toEqual(["vendor/model-291"]);
+    // keyboard: Down twice, Enter picks (and does not submit the form)
+    search.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", bubbles: true }));
+    search.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", bubbles: true }));
+    expect(search.getAttribute("aria-activedescendant")).toBe(options()[2].id);
+    search.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true, cancelable: true }));
+    expect(input("default_model").value).toBe("vendor/model-291");
+    expect(model.sentOps("update")).toHaveLength(0);
+    type(search, "zzz");
+    expect(list.textContent).toBe("No model matches the search.");
   });
 
   it("shows a spinner while fetching and the diff after a refresh", async () => {

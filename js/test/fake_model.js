@@ -57,9 +57,9 @@ export class FakeModel {
 
 export const SCHEMA = {
   provider_types: [
-    { value: "openai", label: "OpenAI", default_base_url: "https://api.openai.com/v1", needs_key: true, env: ["OPENAI_API_KEY"] },
-    { value: "ollama", label: "Ollama", default_base_url: "http://localhost:11434", needs_key: false, env: [] },
-    { value: "openai_compatible", label: "OpenAI-compatible", default_base_url: null, needs_key: false, env: [] },
+    { value: "openai", label: "OpenAI", default_base_url: "https://api.openai.com/v1", needs_key: true, env: ["OPENAI_API_KEY"], model_example: "gpt-4o-mini" },
+    { value: "ollama", label: "Ollama", default_base_url: "http://localhost:11434", needs_key: false, env: [], model_example: "llama3.2" },
+    { value: "openai_compatible", label: "OpenAI-compatible", default_base_url: null, needs_key: false, env: [], model_example: "the server's model id" },
   ],
   settings: [
     { name: "temperature", default: 0.7, integer: false, minimum: 0, maximum: 2, label: "Temperature", step: 0.05 },

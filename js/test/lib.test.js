@@ -46,8 +46,8 @@ describe("format", () => {
   const now = Date.parse("2026-01-01T12:00:00Z");
 
   it("says how long ago", () => {
-    expect(relativeTime(null, now)).toBe("Never");
-    expect(relativeTime("", now)).toBe("Never");
+    expect(relativeTime(null, now)).toBe("never");
+    expect(relativeTime("", now)).toBe("never");
     expect(relativeTime("2026-01-01T11:59:58Z", now)).toBe("just now");
     expect(relativeTime("2026-01-01T11:59:48.123456Z", now)).toBe("11 s ago");
     expect(relativeTime("2026-01-01T11:59:48+00:00", now)).toBe("12 s ago");
@@ -55,7 +55,7 @@ describe("format", () => {
     expect(relativeTime("2026-01-01T09:00:00Z", now)).toBe("3 h ago");
     expect(relativeTime("2025-12-28T12:00:00Z", now)).toBe("4 d ago");
     expect(relativeTime("2026-01-01T12:00:30Z", now)).toBe("just now"); // a clock ahead of ours
-    expect(relativeTime("not a date", now)).toBe("Never");
+    expect(relativeTime("not a date", now)).toBe("never");
   });
 
   it("parses Python's microsecond timestamps", () => {

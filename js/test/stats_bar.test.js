@@ -31,38 +31,65 @@ const record = {
   cost: 0.00123, last_used: "2026-01-01T11:59:48.000001Z", errors: 1,
 };
 
+const texts = (parts) => Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v.text]));
+
 describe("summary", () => {
   it("reads well with nothing yet", () => {
-    expect(summary({ active: {}, totals: {} }, Date.now())).toEqual({
-      provider: "No provider selected", model: "no model", requests: "0 requests",
-      tokens: "0 / 0 tokens", cost: "cost —", last: "last used Never",
+    expect(texts(summary({ active: {}, totals: {} }, Date.now()))).toEqual({
+      provider: "No provider selected", model: "", requests: "0 requests",
+      tokens: "0 in / 0 out tokens", cost: "", last: "not used yet", all: "",
     });
+  });
+
+  it("shows the shown model's figures, and the workspace's count labelled as such", () => {
+    const other = { ...record, model: "gpt-4o", requests: 9, prompt_tokens: 1, completion_tokens: 1, cost: 1 };
+    const s = summary({
+      active: { id: "oa", label: "Work (OpenAI)", model: "gpt-4o-mini" },
+      totals: { requests: 12, prompt_tokens: 1201, completion_tokens: 346, cost: 1.00123 },
+      records: [record, other, { ...record, provider: "elsewhere", requests: 100 }],
+    }, Date.now());
+    expect(texts(s)).toMatchObject({
+      requests: "3 requests", tokens: "1,200 in / 345 out tokens", cost: "$0.0012",
+      last: "used 12 s ago", all: "12 in workspace",
+    });
+    expect(s.requests.title).toBe("Requests to gpt-4o-mini on Work (OpenAI)");
+    expect(s.tokens.title).toContain("prompt (in) / completion (out)");
+    expect(s.all.title).toContain("every provider and model");
+    // no default model: the provider's figures over its models
+    const all = summary({ active: { id: "oa", label: "W", model: null }, totals: { requests: 112 }, records: [record, other] });
+    expect(all.requests.text).toBe("12 requests");
+    expect(all.model.text).toBe("no default model");
   });
 });
 
 describe("stats bar", () => {
-  it("shows provider · model · requests · tokens · cost · last used", () => {
+  it("shows provider · model and that model's requests · tokens · cost · last use, with tooltips", () => {
     mount({
-      active: { id: "oa", label: "OPENAI - Work", model: "gpt-4o-mini" },
-      totals: { requests: 1, prompt_tokens: 12345, completion_tokens: 67, cost: 0.00123, last_used: "2026-01-01T11:59:48+00:00" },
+      active: { id: "oa", label: "Work (OpenAI)", model: "gpt-4o-mini" },
+      records: [record],
+      totals: { requests: 3, prompt_tokens: 1200, completion_tokens: 345, cost: 0.00123, last_used: record.last_used },
     });
-    expect(text("provider")).toBe("OPENAI - Work");
+    expect(text("provider")).toBe("Work (OpenAI)");
     expect(text("model")).toBe("gpt-4o-mini");
-    expect(text("requests")).toBe("1 request");
-    expect(text("tokens")).toBe("12.3k / 67 tokens");
+    expect(text("requests")).toBe("3 requests");
+    expect(text("tokens")).toBe("1,200 in / 345 out tokens");
     expect(text("cost")).toBe("$0.0012");
-    expect(text("last")).toBe("last used 12 s ago");
+    expect(text("last")).toBe("used 12 s ago");
+    expect(el.querySelector(".vj-stats-all").hidden).toBe(true); // the same as the model's
+    expect(el.querySelector(".vj-stats-tokens").title).toContain("gpt-4o-mini");
+    el.querySelector(".vj-stats-line").click();
+    expect(el.querySelector("tbody tr").classList.contains("vj-current")).toBe(true); // the line's row
   });
 
   it("updates live when the kernel's stats change, and the relative time keeps moving", () => {
     const model = mount({});
-    expect(text("last")).toBe("last used Never");
+    expect(text("last")).toBe("not used yet");
     model.update({ totals: { requests: 2, prompt_tokens: 10, completion_tokens: 5, cost: null, last_used: "2026-01-01T12:00:00Z" } });
     expect(text("requests")).toBe("2 requests");
     expect(el.querySelector(".vj-stats").dataset.requests).toBe("2");
-    expect(text("last")).toBe("last used just now");
+    expect(text("last")).toBe("used just now");
     vi.advanceTimersByTime(20000);
-    expect(text("last")).toBe("last used 20 s ago");
+    expect(text("last")).toBe("used 20 s ago");
   });
 
   it("expands into a per provider:model table on click; it is a real button", () => {
@@ -77,6 +104,7 @@ describe("stats bar", () => {
     expect(table.hidden).toBe(false);
     const cells = [...table.querySelectorAll("tbody td")].map((td) => td.textContent);
     expect(cells).toEqual(["oa", "gpt-4o-mini", "3", "1,200", "345", "$0.0012", "1", "12 s ago"]);
+    expect(table.querySelector("tbody tr").classList.contains("vj-current")).toBe(false); // none selected
     model.update({ records: [{ ...record, provider: "<b>x</b>", requests: 4 }] });
     expect(table.querySelector("b")).toBeNull();
     expect(table.querySelector("tbody td").textContent).toBe("<b>x</b>");

@@ -88,15 +88,14 @@ def test_an_edit_in_one_notebook_reaches_a_panel_on_another_kernel(
     form.get_by_label("Name", exact=True).fill("First")
     form.get_by_label("Base URL", exact=True).fill(fake_provider.url_for("openai_compatible"))
     form.get_by_label("Default model", exact=True).fill("demo-small")
-    add_ms = click_and_time(lab, form.locator('[data-action="save"]'), p2,
-                            "OPENAI_COMPATIBLE - First")
+    add_ms = click_and_time(lab, form.locator('[data-action="save"]'), p2, "First")
 
     # the new provider's editor opened in notebook 1: rename it there
     edit = p1.locator('form.vj-form[aria-label="Edit provider"]')
     expect(edit).to_be_visible()
     edit.get_by_label("Name", exact=True).fill("Renamed in notebook 1")
     rename_ms = click_and_time(lab, edit.locator('[data-action="save"]'), p2,
-                               "OPENAI_COMPATIBLE - Renamed in notebook 1")
+                               "Renamed in notebook 1")
     expect(edit.locator(".vj-form-status")).to_have_text("Saved.")
     expect(edit.locator(".vj-notice")).to_be_hidden()  # our own save is not a conflict
 
@@ -130,7 +129,7 @@ def test_a_typed_key_is_not_in_the_saved_notebook(lab: Lab, home: Path,
     lab.run_cells(nb)
     panel = lab.notebook(nb).locator(".vj-panel")
     expect(row(panel, "keyed").locator(".vj-key")).to_have_text("Key missing")
-    row(panel, "keyed").get_by_role("button", name="Edit OPENAI - Keyed").click()
+    row(panel, "keyed").get_by_role("button", name="Edit Keyed (OpenAI)").click()
     form = panel.locator('form.vj-form[aria-label="Edit provider"]')
     key_input = form.get_by_label("API key", exact=True)
     assert key_input.get_attribute("type") == "password"
@@ -170,15 +169,18 @@ def test_a_displayed_stats_bar_updates_after_a_llm_cell(lab: Lab, home: Path,
     lab.run_cells(nb, [0, 1, 2])
     bar = lab.notebook(nb).locator(".vj-stats")
     expect(bar).to_have_attribute("data-requests", "0")
-    expect(bar.locator(".vj-stats-provider")).to_have_text("OPENAI_COMPATIBLE - Fake")
-    expect(bar.locator(".vj-stats-last")).to_have_text("last used Never")
+    expect(bar.locator(".vj-stats-provider")).to_have_text("Fake (OpenAI-compatible)")
+    expect(bar.locator(".vj-stats-last")).to_have_text("not used yet")
 
     lab.run_cells(nb, [3])  # only the %%llm cell: the bar's cell is not run again
     cell = lab.notebook(nb).locator(".jp-Cell").nth(3)
     expect(cell.locator(".jp-OutputArea")).to_contain_text("Say hello to the stats bar")
     expect(bar).to_have_attribute("data-requests", "1")
     expect(bar.locator(".vj-stats-requests")).to_have_text("1 request")
-    expect(bar.locator(".vj-stats-last")).to_have_text("last used just now")
+    expect(bar.locator(".vj-stats-last")).to_have_text("used just now")
+    expect(bar.locator(".vj-stats-tokens")).to_contain_text(" in / ")
+    assert "prompt (in) / completion (out)" in \
+        (bar.locator(".vj-stats-tokens").get_attribute("title") or "")
 
     bar.locator(".vj-stats-line").focus()
     lab.page.keyboard.press("Enter")  # keyboard: the line is a button
@@ -212,21 +214,21 @@ def test_the_sidebar_opens_and_stays_in_sync_with_an_inline_panel(lab: Lab, home
     expect(row(side, "one")).to_have_attribute("aria-current", "true")
 
     # sidebar -> inline
-    row(side, "two").get_by_role("button", name="Use OLLAMA - Two").click()
+    row(side, "two").get_by_role("button", name="Use Two (Ollama)").click()
     expect(row(inline, "two")).to_have_attribute("aria-current", "true")
-    expect(side_bar.locator(".vj-stats-provider")).to_have_text("OLLAMA - Two")
+    expect(side_bar.locator(".vj-stats-provider")).to_have_text("Two (Ollama)")
     # inline -> sidebar
-    row(inline, "one").get_by_role("button", name="Edit OLLAMA - One").click()
+    row(inline, "one").get_by_role("button", name="Edit One (Ollama)").click()
     form = inline.locator('form.vj-form[aria-label="Edit provider"]')
     form.get_by_label("Name", exact=True).fill("One, renamed inline")
     form.locator('[data-action="save"]').click()
-    expect(row(side, "one").locator(".vj-label")).to_have_text("OLLAMA - One, renamed inline")
+    expect(row(side, "one").locator(".vj-label")).to_have_text("One, renamed inline")
     # a setting dragged inline shows in the sidebar (saved as you go)
     slider = inline.locator('.vj-editor input[data-setting="temperature"]')
     slider.focus()
     for _ in range(4):
         lab.page.keyboard.press("ArrowRight")
-    row(side, "one").get_by_role("button", name="Edit OLLAMA - One, renamed inline").click()
+    row(side, "one").get_by_role("button", name="Edit One, renamed inline (Ollama)").click()
     side_slider = side.locator('input[data-setting="temperature"]')
     expect(side_slider).to_have_attribute("data-value", "0.9")
     assert lab.kernel_exec(nb, "print(ws.providers.get('one').settings.temperature)").strip() \
@@ -235,44 +237,131 @@ def test_the_sidebar_opens_and_stays_in_sync_with_an_inline_panel(lab: Lab, home
     assert not lab.console_errors(), lab.console_errors()
 
 
-def test_screenshot_of_the_panel_and_stats_bar(lab: Lab, home: Path,
-                                               fake_provider: FakeProvider) -> None:
-    """Evidence for a human look (light theme): one provider in use, one without a key,
-    a name with HTML in it (inert), the editor open with its model list."""
+# -- the look: 250 px sidebar and full-width cell, light and dark ----------------------------
+_SET_SIDEBAR_WIDTH = """(px) => {
+  // LabShell's left | main | right split (private, but the only handle on the sizes)
+  const hs = window.jupyterapp.shell._hsplitPanel;
+  const w = hs.node.clientWidth;
+  const left = hs.relativeSizes()[0] * w;
+  hs.setRelativeSizes([left / w, (w - left - px) / w, px / w]);
+}"""
+
+_LAYOUT_FACTS = """(root) => {
+  const box = (el) => el.getBoundingClientRect();
+  const all = (sel) => [...root.querySelectorAll(sel)];
+  const panel = root.querySelector('.vj-panel');
+  const stats = root.querySelector('.vj-stats');
+  const lineHeight = (el) => parseFloat(getComputedStyle(el).lineHeight) || 18;
+  const title = root.querySelector('.vj-title');
+  const fields = all('.vj-advanced .vj-field').map(box);
+  const gaps = fields.slice(1).map((r, i) => r.top - fields[i].bottom).filter((g) => g >= 0);
+  const textarea = root.querySelector('.vj-advanced textarea');
+  return {
+    width: box(panel).width,
+    overflow: [panel, stats, ...all('.vj-editor, .vj-row, .vj-stats-table')]
+      .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => el.className),
+    sticksOut: [...panel.querySelectorAll('*')]  // what makes it overflow, if anything does
+      .filter((el) => el.getClientRects().length && box(el).right > box(panel).right + 1)
+      .slice(0, 5).map((el) => `${el.tagName}.${el.getAttribute('class')}`),
+    titleLines: Math.round(box(title).height / lineHeight(title)),
+    buttonsBeside: all('.vj-row-head').every((head) => {
+      const [label, actions] = [head.querySelector('.vj-label'), head.querySelector('.vj-actions')];
+      return box(actions).top - box(head).top <= 2 && box(actions).left >= box(label).right;
+    }),
+    statsLine: Math.round(box(stats.querySelector('.vj-stats-line')).height),
+    statsSeps: stats.querySelectorAll('.vj-sep').length,
+    advancedGaps: gaps,
+    textareaInside: box(textarea).right <= box(panel).right - 4,
+  };
+}"""
+
+
+def _layout(lab: Lab, root: Any) -> dict[str, Any]:
+    return dict(lab.page.evaluate(_LAYOUT_FACTS, root.element_handle()))
+
+
+def test_the_look_at_250_px_and_full_width_in_light_and_dark(
+        lab: Lab, home: Path, fake_provider: FakeProvider) -> None:
+    """Screenshots for a human look (saved under test-artifacts/e2e-look-*.png) and the layout
+    facts behind them: nothing overflows, the title stays on one line, each row's buttons sit
+    beside its name, the stats line is at most two lines with no stray separator, the Advanced
+    inputs are spaced and the headers box stays inside the panel. Look at them."""
+    pytest.importorskip("sidecar")
     url = fake_provider.url_for("openai_compatible")
     nb = lab.write_notebook("look.ipynb", [
         setup_cell(home, f"ws.providers.create(id='fake', provider_type='openai_compatible', "
-                         f"name='Local fake', base_url={url!r}, default_model='demo-small', "
-                         f"api_key='sk-demo-not-a-real-key-1234')\n"
+                         f"name='Local demo (offline)', base_url={url!r}, "
+                         f"default_model='demo-small', api_key='sk-demo-not-a-real-key-1234')\n"
                          "ws.providers.create(id='oa', provider_type='openai', "
-                         "name='<b>Work</b> OpenAI', default_model='gpt-4o-mini')\n"
+                         "name='<b>Work</b> OpenAI account', default_model='gpt-4o-mini')\n"
                          "ws.providers.select('fake')\n"
-                         "ws.chat('hello', provider='fake').wait().text\n"),
+                         "for q in ('hello', 'and again'):\n"
+                         "    ws.chat(q, provider='fake').wait().text\n"
+                         "ws.chat('big', provider='fake', model='demo-large').wait().text\n"),
         "vj.stats_bar()",
         "vj.panel()",
+        "vj.sidebar()",
     ])
+    lab.page.set_viewport_size({"width": 1500, "height": 2200})
     lab.start()
     lab.open(nb)
     lab.run_cells(nb)
-    panel = lab.notebook(nb).locator(".vj-panel")
-    expect(row(panel, "oa").locator(".vj-label")).to_have_text("OPENAI - <b>Work</b> OpenAI")
-    assert panel.locator(".vj-label b").count() == 0
-    row(panel, "fake").get_by_role("button", name="Test OPENAI_COMPATIBLE - Local fake").click()
-    expect(row(panel, "fake").locator(".vj-msg-ok")).to_contain_text("OK ·")
-    row(panel, "fake").get_by_role("button", name="Edit OPENAI_COMPATIBLE - Local fake").click()
-    expect(panel.locator(".vj-model-list option")).to_have_count(2)
-    lab.notebook(nb).locator(".vj-stats-line").click()
-    outputs = lab.notebook(nb).locator(".jp-Cell").nth(1)
+    cells = lab.notebook(nb).locator(".jp-Cell")
+    inline = cells.nth(2).locator(".vj-panel")
+    side = lab.page.locator("#jp-right-stack .vj-sidebar")
+    expect(side.locator(".vj-panel")).to_be_visible()
+    lab.page.evaluate(_SET_SIDEBAR_WIDTH, 250)
+    lab.page.wait_for_timeout(300)  # let Lumino lay the panels out
+
+    for root in (inline, side.locator(".vj-panel")):  # the editor open, Advanced unfolded
+        row(root, "fake").get_by_role("button", name="Edit Local demo (offline) "
+                                      "(OpenAI-compatible)").click()
+        expect(root.locator(".vj-option")).to_have_count(2)
+        root.locator(".vj-advanced > summary").click()
+    expect(row(inline, "oa").locator(".vj-label")).to_have_text("<b>Work</b> OpenAI account")
+    for stats in (cells.nth(1).locator(".vj-stats"), side.locator(".vj-stats")):
+        stats.locator(".vj-stats-line").click()
+        expect(stats.locator(".vj-stats-table tbody tr")).to_have_count(2)
+        expect(stats.locator(".vj-stats-requests")).to_have_text("2 requests")  # demo-small's
+        expect(stats.locator(".vj-stats-all")).to_have_text("3 in workspace")
     lab.page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    notebook = lab.notebook(nb).locator(".jp-Notebook").first
-    lab.screenshot("e2e-panel-light", notebook)
-    # the same with JupyterLab's dark theme: every colour comes from its variables
-    for theme, name in (("JupyterLab Dark", "e2e-panel-dark"), ("JupyterLab Light", None)):
+
+    narrow = _layout(lab, side)
+    wide = _layout(lab, lab.notebook(nb).locator(".jp-Notebook").first)  # the cells' widgets
+    REPORT.append(f"layout: sidebar panel {narrow['width']:.0f} px, cell panel "
+                  f"{wide['width']:.0f} px")
+    assert 230 <= narrow["width"] <= 250, narrow
+    for facts in (narrow, wide):
+        assert facts["overflow"] == [], facts
+        assert facts["titleLines"] == 1, facts
+        assert facts["buttonsBeside"], facts  # on the name's first line, not a row below
+        assert facts["statsSeps"] == 0, facts
+        assert facts["advancedGaps"] and min(facts["advancedGaps"]) >= 6, facts
+        assert facts["textareaInside"], facts
+    # who, then the figures: two lines in a cell, three at most at 250 px (it was four)
+    assert wide["statsLine"] <= 50 and narrow["statsLine"] <= 64, (wide, narrow)
+
+    for theme, name in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
         lab.page.evaluate("(theme) => window.jupyterapp.commands.execute("
                           "'apputils:change-theme', {theme})", theme)
         expect(lab.page.locator("body")).to_have_attribute("data-jp-theme-name", theme)
-        if name:
-            lab.page.wait_for_timeout(300)  # let the theme's stylesheet apply
-            lab.screenshot(name, notebook)
-    assert outputs.count() == 1
+        lab.page.wait_for_timeout(400)  # let the theme's stylesheet apply
+        lab.screenshot(f"e2e-look-{name}-250px-sidebar", lab.page.locator("#jp-right-stack"))
+        for part, sel in (("stats", ".vj-stats"), ("list", ".vj-list-wrap"),
+                          ("form", "form.vj-form"), ("settings", ".vj-settings")):
+            lab.screenshot(f"e2e-look-{name}-250px-{part}", side.locator(sel))
+        lab.screenshot(f"e2e-look-{name}-full-stats", cells.nth(1))
+        lab.screenshot(f"e2e-look-{name}-full-panel", cells.nth(2))
+        lab.screenshot(f"e2e-look-{name}-lab")
+    # the Add form of the sidebar: no stray "null", a model example per type
+    side.locator('[data-action="add"]').click()
+    add = side.locator('form.vj-form[aria-label="Add a provider"]')
+    expect(add).to_contain_text("Keep for this session only")
+    assert "null" not in add.inner_text()
+    add.get_by_label("Type", exact=True).select_option("anthropic")
+    expect(add.get_by_label("Default model", exact=True)).to_have_attribute(
+        "placeholder", "e.g. claude-3-5-haiku-latest")
+    add.get_by_label("Type", exact=True).select_option("openai_compatible")
+    lab.screenshot("e2e-look-dark-250px-add", add)  # (the dark theme is still on)
+    add.locator('[data-action="close"]').click()
     assert not lab.console_errors(), lab.console_errors()

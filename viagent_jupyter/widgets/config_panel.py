@@ -42,13 +42,14 @@ TEST_PROMPT = "Say OK"
 TEST_MAX_TOKENS = 8
 MAX_MODELS = 5000
 
-_TYPE_LABELS = {
-    "openai": "OpenAI",
-    "anthropic": "Anthropic",
-    "gemini": "Google Gemini",
-    "openrouter": "OpenRouter",
-    "ollama": "Ollama",
-    "openai_compatible": "OpenAI-compatible",
+# The default-model box's example, per type (presentation only).
+_MODEL_EXAMPLES = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-3-5-haiku-latest",
+    "gemini": "gemini-2.0-flash",
+    "openrouter": "openai/gpt-4o-mini",
+    "ollama": "llama3.2",
+    "openai_compatible": "the server's model id",
 }
 _SETTING_UI = {  # presentation only; the ranges come from ModelSettings
     "temperature": ("Temperature", 0.05),
@@ -64,11 +65,14 @@ _OPTIONAL_NUMBERS = ("timeout", "max_retries")
 
 def form_schema() -> dict[str, Any]:
     """What the forms need, derived from the schema (so no rule is copied into JS)."""
-    from ..schema import ENV_KEYS, PROVIDER_TYPES, ModelSettings, default_base_url
+    from ..schema import ENV_KEYS, PROVIDER_TYPES, TYPE_NAMES, ModelSettings, default_base_url
 
     needs_key = {"openai", "anthropic", "gemini", "openrouter"}
-    types = [{"value": t, "label": _TYPE_LABELS.get(t, t), "default_base_url": default_base_url(t),
-              "needs_key": t in needs_key, "env": list(ENV_KEYS.get(t, ()))}
+    # "label" is the readable type name: the one table (schema.TYPE_NAMES) the front end's
+    # displayLabel() reads, so no name is copied into JS.
+    types = [{"value": t, "label": TYPE_NAMES.get(t, t), "default_base_url": default_base_url(t),
+              "needs_key": t in needs_key, "env": list(ENV_KEYS.get(t, ())),
+              "model_example": _MODEL_EXAMPLES.get(t, "")}
              for t in PROVIDER_TYPES]
     settings = []
     for name, field in ModelSettings.model_fields.items():
@@ -275,7 +279,10 @@ class ConfigPanel(ViewWidget):
 
         def run() -> dict[str, Any]:
             started = time.monotonic()
-            stream = self._ws.chat(TEST_PROMPT, provider=pid, max_tokens=TEST_MAX_TOKENS)
+            from ..history import not_recorded
+
+            with not_recorded():  # a connection test is not a conversation
+                stream = self._ws.chat(TEST_PROMPT, provider=pid, max_tokens=TEST_MAX_TOKENS)
             text = stream.wait().text
             elapsed = stream.elapsed if stream.elapsed is not None else \
                 time.monotonic() - started

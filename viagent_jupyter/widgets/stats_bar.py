@@ -28,8 +28,8 @@ class StatsBar(ViewWidget):
     records = List(Dict(), help="One dict per provider:model, most recent first.").tag(sync=True)
     totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, errors, last_used"
                   ).tag(sync=True)
-    active = Dict(help="The selected provider: {id, label, model}; empty when none.").tag(
-        sync=True)
+    active = Dict(help="The selected provider: {id, label (display label), model}; or empty."
+                  ).tag(sync=True)
 
     def __init__(self, ws: Workspace | None = None, **kwargs: Any) -> None:
         super().__init__(ws, **kwargs)
@@ -52,5 +52,8 @@ class StatsBar(ViewWidget):
         if found is None:
             self.active = {}
         else:
-            self.active = {"id": found["id"], "label": found["label"],
+            from ..schema import display_label
+
+            self.active = {"id": found["id"],
+                           "label": display_label(found["name"], found["provider_type"]),
                            "model": found.get("default_model")}

@@ -11,13 +11,13 @@ export function parseIso(iso) {
 }
 
 /**
- * "Never", "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago".
+ * "never", "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago".
  * @param {string | null | undefined} iso
  * @param {number} [now] ms since the epoch
  */
 export function relativeTime(iso, now = Date.now()) {
   const t = parseIso(iso);
-  if (t === null) return "Never";
+  if (t === null) return "never";
   const s = Math.floor((now - t) / 1000);
   if (s < 5) return "just now"; // also a clock slightly ahead of ours
   if (s < 60) return `${s} s ago`;
@@ -79,9 +79,25 @@ export function keyStatus(p, needsKey) {
     case "stored": return { kind: "stored", text: `Key stored${hint}` };
     case "session": return { kind: "session", text: `Key for this session${hint}` };
     case "environment": return { kind: "environment", text: `Key from environment${hint}` };
+    case "managed":
+      return p.has_api_key ? { kind: "managed", text: `Key managed by your administrator${hint}` }
+        : { kind: "missing", text: "Key missing (managed: ask your administrator)" };
     default:
       return needsKey
         ? { kind: "missing", text: "Key missing" }
         : { kind: "none", text: "No key (not required)" };
   }
+}
+
+/**
+ * What people read for a provider: the name first, then its readable type, "Work (OpenAI)";
+ * just the name when it already says the type. Twin of schema.display_label in Python;
+ * `typeNames` is the kernel's table (schema.provider_types[].label), never a copy.
+ * @param {{name?: string, id?: string, provider_type?: string}} p
+ * @param {Record<string, string>} typeNames
+ */
+export function displayLabel(p, typeNames) {
+  const name = p.name || p.id || "";
+  const kind = typeNames[p.provider_type] || p.provider_type || "";
+  return !kind || name.toLowerCase().includes(kind.toLowerCase()) ? name : `${name} (${kind})`;
 }

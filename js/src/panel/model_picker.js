@@ -1,10 +1,13 @@
 // The model picker: the registry's list for one provider, a Refresh button with a spinner,
-// the added/removed diff after a refresh, and search for long lists.
-import { h, replaceChildren, spinner, uid } from "../lib/dom.js";
+// the added/removed diff after a refresh, and a searchable list (a search box driving an ARIA
+// listbox: type to filter, Up/Down to move, Enter or a click to pick).
+import { h, icon, replaceChildren, spinner, uid } from "../lib/dom.js";
 import { formatContext, formatPricePerMillion, relativeTime } from "../lib/format.js";
+import { Messages, fingerprint } from "../lib/messages.js";
 
 export const MAX_OPTIONS = 500;
 const DIFF_NAMES = 5;
+const NO_STATUS = Object.freeze({});
 
 /** Models whose id or name contains every word of `query` (case-insensitive). */
 export function filterModels(models, query) {
@@ -16,9 +19,10 @@ export function filterModels(models, query) {
   });
 }
 
-/** One option's text: "id — Name · 128k ctx · $2.50/M in". */
-export function modelLabel(m) {
-  const parts = [m.name && m.name !== m.id ? `${m.id} — ${m.name}` : m.id];
+/** An option's second line: "Name · 128k ctx · $2.50/M in" (empty when there is nothing). */
+export function modelDetail(m) {
+  const parts = [];
+  if (m.name && m.name !== m.id) parts.push(m.name);
   const ctx = formatContext(m.context_length);
   if (ctx) parts.push(ctx);
   const price = m.pricing ? formatPricePerMillion(m.pricing.prompt) : "";
@@ -52,39 +56,49 @@ export class ModelPicker {
     this.onPick = onPick;
     this.query = "";
     this.models = [];
-    this.ownError = null;
+    /** the list's error, kept while the provider is as it was (a stored key clears it) */
+    this.notes = new Messages();
+    this.providerState = "";
     const searchId = uid("vj-search");
-    const listId = uid("vj-models");
+    this.listId = uid("vj-models");
     this.refreshButton = h("button", {
-      type: "button", class: "vj-btn", dataset: { action: "refresh-models" },
-      onclick: () => this.load(true),
-    }, "Refresh models");
+      type: "button", class: "vj-btn vj-btn-small", dataset: { action: "refresh-models" },
+      title: "Ask the provider for its current list", onclick: () => this.load(true),
+    }, icon("refresh"), h("span", { text: "Refresh" }));
     this.busyEl = h("span", { class: "vj-picker-busy" });
     this.statusEl = h("span", { class: "vj-picker-status", role: "status", "aria-live": "polite" });
     this.search = h("input", {
       type: "search", id: searchId, class: "vj-input vj-search", placeholder: "Search models",
-      autocomplete: "off", spellcheck: false,
-      oninput: () => { this.query = this.search.value; this.renderOptions(); },
+      autocomplete: "off", spellcheck: false, role: "combobox", "aria-expanded": "true",
+      "aria-controls": this.listId, "aria-autocomplete": "list",
+      oninput: () => { this.query = this.search.value; this.active = 0; this.renderOptions(); },
+      onkeydown: (e) => this.onKey(e),
     });
-    this.select = h("select", {
-      id: listId, class: "vj-model-list", size: 8, "aria-label": "Models",
-      onchange: () => { if (this.select.value) this.onPick(this.select.value); },
+    this.list = h("ul", {
+      id: this.listId, class: "vj-model-list", role: "listbox", "aria-label": "Models",
+      onclick: (e) => { const li = e.target.closest("[data-model]"); if (li) this.pick(li.dataset.model); },
     });
     this.countEl = h("span", { class: "vj-picker-count" });
     this.el = h("div", { class: "vj-picker", dataset: { providerId } },
-      h("div", { class: "vj-picker-bar" }, this.refreshButton, this.busyEl, this.statusEl),
-      h("label", { class: "vj-label-text", htmlFor: searchId, text: "Search models" }),
-      this.search, this.select, this.countEl);
+      h("div", { class: "vj-picker-bar" },
+        h("label", { class: "vj-label-text", htmlFor: searchId, text: "Models" }),
+        this.countEl, this.refreshButton),
+      h("div", { class: "vj-search-wrap" }, icon("search"), this.search),
+      this.list,
+      h("div", { class: "vj-picker-foot" }, this.busyEl, this.statusEl));
+    this.shown = [];
+    this.active = 0;
   }
 
   /** Ask the kernel for the list (cache first unless `refresh`). */
   async load(refresh = false) {
-    this.ownError = null;
+    this.notes.delete("error");
     this.refreshButton.disabled = true;
+    const asked = this.providerState;
     const reply = await this.request("models", { provider: this.providerId, refresh },
       { timeoutMs: 120000 });
     this.refreshButton.disabled = false;
-    if (!reply.ok) this.ownError = reply.error?.message || "Could not list the models.";
+    if (!reply.ok) this.notes.set("error", reply.error?.message || "Could not list the models.", asked);
     this.renderStatus(this.lastState);
     return reply;
   }
@@ -92,7 +106,19 @@ export class ModelPicker {
   /** Apply the widget state: {models, models_provider, models_status, busy, last_error}. */
   update(state) {
     this.lastState = state;
+    const p = (state.providers || []).find((x) => x.id === this.providerId) || {};
+    const before = this.providerState;
+    this.providerState = fingerprint(p.version, p.key_source, p.api_key_hint);
+    const failed = this.notes.get("error", before);
     const mine = state.models_provider === this.providerId;
+    const status = (mine && state.models_status) || NO_STATUS;
+    if (status !== this.status) { // a new answer from the kernel
+      this.status = status;
+      if (status.error) this.notes.set("error", status.error, this.providerState);
+      else if (status.fetched_at) this.notes.delete("error");
+    } else if (failed && before !== this.providerState) {
+      this.load(false); // the provider changed (a key was stored?): the error may be gone
+    }
     const models = mine ? state.models || [] : [];
     if (models !== this.models) {
       this.models = models;
@@ -109,11 +135,12 @@ export class ModelPicker {
     if (!state) return;
     const status = state.models_provider === this.providerId ? state.models_status || {} : {};
     const busy = (state.busy || []).includes(`models:${this.providerId}`);
+    const error = this.notes.get("error", this.providerState);
     let text = "";
     let kind = "info";
     if (busy) text = "";
-    else if (this.ownError || status.error) {
-      text = this.ownError || status.error;
+    else if (error) {
+      text = error;
       kind = "error";
     } else if (status.refreshed) {
       text = `Refreshed: ${status.count} models, ${diffText(status.added, status.removed)}`;
@@ -125,22 +152,60 @@ export class ModelPicker {
     this.statusEl.textContent = text;
   }
 
-  renderOptions() {
-    const matches = filterModels(this.models, this.query);
-    const shown = matches.slice(0, MAX_OPTIONS);
-    const current = this.select.value || this.current;
-    this.select.replaceChildren(...shown.map((m) => h("option", {
-      value: m.id, text: modelLabel(m), selected: m.id === current,
-    })));
-    this.select.size = Math.min(8, Math.max(4, shown.length));
-    let count = `${matches.length} of ${this.models.length} models`;
-    if (matches.length > shown.length) count += ` (first ${shown.length} shown; refine the search)`;
-    this.countEl.textContent = this.models.length ? count : "";
+  /** Keyboard on the search box: Up/Down move through the list, Enter picks. */
+  onKey(e) {
+    const n = this.shown.length;
+    if (!n) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      this.active = (this.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
+      this.renderActive()?.scrollIntoView?.({ block: "nearest" }); // only when the user moves
+    } else if (e.key === "Enter") {
+      e.preventDefault(); // not the form's submit
+      this.pick(this.shown[this.active].id);
+    }
   }
 
-  /** Highlight `id` (the form's default model) in the list, now and after each update. */
+  pick(id) {
+    this.highlight(id);
+    this.onPick(id);
+  }
+
+  renderOptions() {
+    const matches = filterModels(this.models, this.query);
+    this.shown = matches.slice(0, MAX_OPTIONS);
+    this.list.replaceChildren(...this.shown.map((m, i) => {
+      const detail = modelDetail(m);
+      return h("li", {
+        id: `${this.listId}-${i}`, class: "vj-option", role: "option", dataset: { model: m.id },
+        "aria-selected": m.id === this.current ? "true" : "false",
+      }, h("span", { class: "vj-option-id", text: m.id }),
+      detail ? h("span", { class: "vj-option-detail", text: detail }) : null);
+    }));
+    if (!this.shown.length) {
+      this.list.append(h("li", { class: "vj-option-empty", role: "presentation",
+        text: this.models.length ? "No model matches the search." : "No models listed yet." }));
+    }
+    let count = this.models.length ? `${matches.length} of ${this.models.length}` : "";
+    if (matches.length > this.shown.length) count += ` (first ${this.shown.length} shown)`;
+    this.countEl.textContent = count;
+    this.renderActive();
+  }
+
+  renderActive() {
+    const items = this.list.querySelectorAll("[role=option]");
+    items.forEach((li, i) => li.classList.toggle("vj-active", i === this.active));
+    const li = items[this.active];
+    if (li) this.search.setAttribute("aria-activedescendant", li.id);
+    else this.search.removeAttribute("aria-activedescendant");
+    return li;
+  }
+
+  /** Mark `id` (the form's default model) as the chosen one, now and after each update. */
   highlight(id) {
     this.current = id || "";
-    this.select.value = [...this.select.options].some((o) => o.value === id) ? id : "";
+    for (const li of this.list.querySelectorAll("[role=option]")) {
+      li.setAttribute("aria-selected", li.dataset.model === this.current ? "true" : "false");
+    }
   }
 }

@@ -1,8 +1,11 @@
 // Add and edit forms. Validation is the store's: the form sends what the user typed and
-// shows the {field, message} errors the kernel answers with. The API key field is
-// write-only: its value leaves in one request and the field is cleared at once.
-import { h, replaceChildren, spinner, uid } from "../lib/dom.js";
-import { keyStatus } from "../lib/format.js";
+// shows the {field, message} errors the kernel answers with; each error is kept only until
+// its field is edited (see lib/messages.js). The API key field is write-only: the page never
+// gets a stored key, and a typed key stays in the password box (never in widget state) until
+// a save carrying it succeeds, so another field's error does not make the user type it again.
+import { append, h, replaceChildren, spinner, uid } from "../lib/dom.js";
+import { displayLabel, keyStatus } from "../lib/format.js";
+import { Messages } from "../lib/messages.js";
 import { ModelPicker } from "./model_picker.js";
 import { SettingsEditor } from "./settings_editor.js";
 
@@ -32,6 +35,13 @@ function topField(field) {
   return String(field || "").split(".")[0];
 }
 
+/** "must be 1-64 characters" -> "Must be 1-64 characters." (one sentence per message). */
+export function sentence(text) {
+  const t = String(text || "").trim();
+  if (!t) return "";
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?…]$/.test(t) ? "" : ".");
+}
+
 export class ProviderForm {
   /**
    * @param {object} args
@@ -51,7 +61,12 @@ export class ProviderForm {
     this.onCreated = onCreated;
     this.onClose = onClose;
     this.types = Object.fromEntries((schema.provider_types || []).map((t) => [t.value, t]));
+    this.typeNames = Object.fromEntries(Object.entries(this.types).map(([k, t]) => [k, t.label]));
     this.fields = new Map();
+    /** field errors (slot: field name, or "" for the form) kept until that field is edited */
+    this.errors = new Messages();
+    /** how often each field was edited: the state an error belongs to */
+    this.edits = new Map();
     this.ownWrites = 0;
     this.provider = provider || null;
     this.id = provider ? provider.id : null;
@@ -74,7 +89,7 @@ export class ProviderForm {
     const errorEl = h("div", { class: "vj-field-error", id: errId });
     const wrapper = h("div", { class: `vj-field${wide ? " vj-field-wide" : ""}`, dataset: { field: name } },
       h("label", { htmlFor: id, class: "vj-label-text", text: label }), input, helpEl, errorEl);
-    this.fields.set(name, { input, errorEl, helpEl, wrapper });
+    this.fields.set(name, { input, errorEl, helpEl, wrapper, label });
     return wrapper;
   }
 
@@ -104,9 +119,7 @@ export class ProviderForm {
       editing ? "Close" : "Cancel");
     this.titleEl = h("div", { class: "vj-form-title", role: "heading", "aria-level": "4" });
 
-    const modelInput = text({
-      placeholder: "e.g. gpt-4o-mini", oninput: () => this.picker?.highlight(modelInput.value.trim()),
-    });
+    const modelInput = text({ oninput: () => this.picker?.highlight(modelInput.value.trim()) });
     const grid = h("div", { class: "vj-grid" },
       editing ? null : this.field("id", "Id", text({ placeholder: "e.g. work-openai", required: true }),
         { help: "Used in %%llm -p ID and ws.chat(provider=ID); it cannot be changed later." }),
@@ -124,10 +137,10 @@ export class ProviderForm {
       grid.append(h("div", { class: "vj-field vj-field-wide" }, this.picker.el));
     }
     const keyField = this.field("api_key", "API key", this.keyInput, { wide: true });
-    keyField.append(
+    append(keyField, [ // (append skips the null; Element.append would print "null")
       h("div", { class: "vj-inline" }, this.sessionOnly,
         h("label", { htmlFor: this.sessionOnly.id, text: "Keep for this session only (not saved to disk)" })),
-      editing ? h("div", { class: "vj-inline" }, this.keyStatusEl, this.removeKeyButton) : null);
+      editing ? h("div", { class: "vj-inline" }, this.keyStatusEl, this.removeKeyButton) : null]);
     grid.append(keyField);
 
     const advanced = h("details", { class: "vj-advanced" }, h("summary", { text: "Advanced" }),
@@ -142,7 +155,7 @@ export class ProviderForm {
     this.form = h("form", {
       class: "vj-form", novalidate: true, "aria-label": editing ? "Edit provider" : "Add a provider",
       onsubmit: (e) => { e.preventDefault(); this.save(); },
-      oninput: () => this.onInput(),
+      oninput: (e) => this.onInput(e),
     }, this.titleEl, this.noticeEl, grid, advanced, this.formErrorEl,
     h("div", { class: "vj-form-actions" }, this.saveButton, closeButton), this.statusEl);
 
@@ -159,7 +172,8 @@ export class ProviderForm {
   }
 
   renderTitle() {
-    this.titleEl.textContent = this.mode === "edit" ? `Edit “${this.provider.label}”` : "Add a provider";
+    this.titleEl.textContent = this.mode === "edit"
+      ? `Edit “${displayLabel(this.provider, this.typeNames)}”` : "Add a provider";
   }
 
   // -- values --------------------------------------------------------------------------------
@@ -204,14 +218,24 @@ export class ProviderForm {
       this.keyInput.value !== "";
   }
 
-  onInput() {
+  /** An edit: the status line and the edited field's error no longer hold. */
+  onInput(event) {
     this.statusEl.textContent = "";
+    const name = event?.target?.closest?.("[data-field]")?.dataset.field;
+    if (name) this.edits.set(name, (this.edits.get(name) || 0) + 1);
+    this.renderErrors();
+  }
+
+  /** The state a field's error belongs to: its edit count (never its value: think API key). */
+  fieldState(name) {
+    return String(this.edits.get(name) || 0);
   }
 
   onTypeChange() {
     const t = this.types[this.typeSelect.value] || {};
     const base = this.fields.get("base_url");
     base.input.placeholder = t.default_base_url ? `default: ${t.default_base_url}` : "required, e.g. http://localhost:8000/v1";
+    this.fields.get("default_model").input.placeholder = t.model_example ? `e.g. ${t.model_example}` : "";
     const env = (t.env || []).map((e) => `$${e}`).join(" or ");
     const keyHelp = t.needs_key
       ? `Stored encrypted; never shown again.${env ? ` Without one, ${env} is used.` : ""}`
@@ -240,7 +264,7 @@ export class ProviderForm {
     if (this.mode !== "edit") return;
     const p = (providers || []).find((x) => x.id === this.id);
     if (!p) {
-      this.showNotice(`“${this.provider.label}” was deleted in another notebook or kernel. ` +
+      this.showNotice(`“${displayLabel(this.provider, this.typeNames)}” was deleted in another notebook or kernel. ` +
         "Close this form; saving is not possible.", null);
       this.saveButton.disabled = true;
       return;
@@ -260,7 +284,7 @@ export class ProviderForm {
       this.setStatus(`Updated from another notebook or kernel (version ${p.version}).`, "info");
       return;
     }
-    this.showNotice(`“${p.label}” was changed in another notebook or kernel (now version ` +
+    this.showNotice(`“${displayLabel(p, this.typeNames)}” was changed in another notebook or kernel (now version ` +
       `${p.version}) while you were editing. Saving would overwrite that change, so it will be ` +
       "refused; load the latest values and apply your edit again.", p);
   }
@@ -299,28 +323,44 @@ export class ProviderForm {
   }
 
   clearErrors() {
-    for (const f of this.fields.values()) {
-      f.errorEl.textContent = "";
-      f.input.removeAttribute("aria-invalid");
-    }
-    this.formErrorEl.replaceChildren();
+    this.errors = new Messages();
+    this.renderErrors();
   }
 
+  /** Keep the kernel's {field, message} errors, each until its field is edited. */
   showErrors(reply) {
     const general = [];
-    const errors = reply.errors && reply.errors.length ? reply.errors : null;
-    if (errors) {
-      for (const e of errors) {
-        const f = this.fields.get(topField(e.field));
-        if (f) {
-          f.errorEl.textContent = f.errorEl.textContent ? `${f.errorEl.textContent}; ${e.message}` : e.message;
-          f.input.setAttribute("aria-invalid", "true");
-        } else general.push(`${e.field}: ${e.message}`);
-      }
-    } else general.push(reply.error?.message || "Not saved.");
-    this.formErrorEl.replaceChildren(...general.map((t) => h("div", { text: t })));
+    const byField = new Map();
+    for (const e of reply.errors?.length ? reply.errors : []) {
+      const name = topField(e.field);
+      if (!this.fields.has(name)) general.push(`${e.field}: ${e.message}`);
+      else byField.set(name, [...(byField.get(name) || []), sentence(e.message)]);
+    }
+    if (!reply.errors?.length) general.push(reply.error?.message || "Not saved.");
+    for (const [name, lines] of byField) this.errors.set(name, lines, this.fieldState(name));
+    const labels = [...byField.keys()].map((n) => this.fields.get(n).label);
+    const summary = labels.length
+      ? [`Not saved: check ${labels.join(", ")} (marked below).`] : [];
+    this.errors.set("", [...summary, ...general.map(sentence)], this.formState());
+    this.renderErrors();
     const firstInvalid = this.form.querySelector('[aria-invalid="true"]');
     if (firstInvalid) firstInvalid.focus();
+  }
+
+  /** The form-level errors hold until any field is edited. */
+  formState() {
+    return [...this.edits.values()].reduce((a, b) => a + b, 0);
+  }
+
+  renderErrors() {
+    for (const [name, f] of this.fields) {
+      const lines = this.errors.get(name, this.fieldState(name)) || [];
+      f.errorEl.replaceChildren(...lines.map((t) => h("div", { text: t })));
+      if (lines.length) f.input.setAttribute("aria-invalid", "true");
+      else f.input.removeAttribute("aria-invalid");
+    }
+    const general = this.errors.get("", this.formState()) || [];
+    this.formErrorEl.replaceChildren(...general.map((t) => h("div", { text: t })));
   }
 
   setStatus(text, kind = "info") {
@@ -345,9 +385,7 @@ export class ProviderForm {
         return;
       }
     }
-    if (key) payload.api_key = key;
-    // The key leaves the page now, in this one message; the field never shows it again.
-    this.keyInput.value = "";
+    if (key) payload.api_key = key; // the key leaves in this one message, nowhere else
     this.saving = true;
     this.saveButton.disabled = true;
     replaceChildren(this.statusEl, spinner("Saving…"));
@@ -357,26 +395,26 @@ export class ProviderForm {
     this.saving = false;
     this.saveButton.disabled = false;
     if (reply.ok) {
+      if (key && this.keyInput.value === key) this.keyInput.value = ""; // saved: never shown again
       if (this.mode === "add") {
         this.setStatus("Added.", "ok");
         this.onCreated?.(reply.result.provider);
         return;
       }
       this.initial = values;
-      this.setStatus(key ? "Saved (key stored)." : "Saved.", "ok");
+      const keyNote = payload.persist_key ? " (key stored)" : " (key kept for this session)";
+      this.setStatus(`Saved${key ? keyNote : ""}.`, "ok");
       this.sync(this.getState().providers);
       return;
     }
     this.setStatus("");
-    if (reply.error?.code === "PROVIDER_CONFLICT") {
+    if (reply.error?.code === "PROVIDER_CONFLICT" && this.mode === "add") {
+      // "already exists": an error of the id, gone once the id is changed
+      this.showErrors({ errors: [{ field: "id", message: reply.error.message }] });
+    } else if (reply.error?.code === "PROVIDER_CONFLICT") {
       const latest = (this.getState().providers || []).find((x) => x.id === this.id);
       this.showNotice(reply.error.message, latest || null);
     } else this.showErrors(reply);
-    if (key) {
-      const f = this.fields.get("api_key");
-      f.errorEl.textContent = [f.errorEl.textContent, "For safety the key field was cleared; type the key again."]
-        .filter(Boolean).join(" ");
-    }
   }
 
   async removeKey() {

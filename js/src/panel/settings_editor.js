@@ -42,11 +42,9 @@ export class SettingsEditor {
         }
       }
       this.renderErrors();
-      if (!this.saver.isPending()) {
-        if (this.errors.size) this.setStatus("Some settings were not saved.", "error");
-        else this.setStatus("Saved", "ok");
-        if (this.latest) this.update(this.latest);
-      }
+      // This batch counts as pending until this function has returned: settle the status
+      // once nothing is queued or in flight any more (it used to stay at "Saving…").
+      this.saver.idle().then(() => this.settled());
       return reply;
     }, delayMs);
     this.controls = new Map();
@@ -115,6 +113,13 @@ export class SettingsEditor {
       }
       c.input.dataset.value = unset ? "" : String(v);
     }
+  }
+
+  /** Every edit answered: say how it went, show the kernel's values. */
+  settled() {
+    if (this.errors.size) this.setStatus("Some settings were not saved.", "error");
+    else this.setStatus("Saved.", "ok");
+    if (this.latest) this.update(this.latest);
   }
 
   renderErrors() {
