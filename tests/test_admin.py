@@ -97,7 +97,7 @@ def test_chat_uses_the_managed_key_which_is_in_no_file(managed: Any, srv: FakePr
     ws = managed
     ws.providers.select("campus")
     s = ws.chat("Hello")
-    assert s.text and s.finish_reason == "stop"
+    assert s.wait().text and s.finish_reason == "stop"
     (req,) = [r for r in srv.requests if r.method == "POST"]
     assert req.headers["authorization"] == f"Bearer {VKEY}"
     assert ws.models("campus").ids == ["demo-small", "demo-large"]

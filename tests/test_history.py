@@ -70,7 +70,7 @@ def test_every_chat_is_recorded_with_what_was_sent_and_answered(fake: Workspace)
                    {"role": "assistant", "content": "earlier answer"},
                    {"role": "user", "content": "What about aardvarks?"}],
                   system="Be brief.", temperature=0.3)
-    text = s.text
+    text = s.wait().text
     [r] = list(fake.history)
     assert (r.provider, r.model, r.response_model, r.source) == (
         "fake", "demo-small", "demo-small", "api")

@@ -25,7 +25,7 @@ Behaviour worth knowing:
 * ``--chat`` threads live in the kernel (``LLMMagics.threads``) and, while the history is on,
   in the workspace database too, so a thread survives a kernel restart. They keep completed
   exchanges only: a failed or cancelled answer is not sent back to the model.
-* Several ``-m`` (or ``-p PROVIDER:MODEL``) compare models side by side (``_compare.py``);
+* Several ``-m`` (or ``-p ID:MODEL``) compare models side by side (``_compare.py``);
   ``%llm log ...`` searches the recorded history (``history.py``).
 * **Interrupting the kernel** stops the stream within a second: the connection is closed,
   the partial answer stays on screen marked *cancelled*, its usage is recorded, ``_llm``
