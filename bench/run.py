@@ -1,9 +1,9 @@
 """The benchmark runner: ``python -m bench [--quick] [--only NAME ...] [--json]``.
 
 Runs every benchmark module (``bench.stream``, ``bench.load``, ``bench.registry``,
-``bench.propagation``, ``bench.store``, ``bench.history`` and, when present,
-``bench.display``), prints one table (benchmark, row, value, target, ratio/verdict) and
-writes every row, with the machine and timing metadata, to ``bench/results/latest.json``.
+``bench.pricing``, ``bench.propagation``, ``bench.store``, ``bench.history`` and, when
+present, ``bench.display``), prints one table (benchmark, row, value, target, ratio/verdict)
+and writes every row, with the machine and timing metadata, to ``bench/results/latest.json``.
 
 A benchmark that is missing or fails becomes an ``error``/``skipped`` row: the runner never
 stops half-way. Benchmarks are run by hand, never as timed tests: the numbers are medians of
@@ -36,6 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, str] = {
     "store": "bench.store",
     "registry": "bench.registry",
+    "pricing": "bench.pricing",
     "propagation": "bench.propagation",
     "stream": "bench.stream",
     "load": "bench.load",

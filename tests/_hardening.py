@@ -122,7 +122,8 @@ class StreamSpec:
         if self.protocol in ("openai", "openrouter"):
             return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
         if self.protocol == "anthropic":
-            return {"prompt_tokens": p + a + b, "completion_tokens": c}
+            cache = {k: v for k, v in (("cached_input_tokens", b), ("cache_write_tokens", a)) if v}
+            return {"prompt_tokens": p + a + b, "completion_tokens": c, **cache}
         if self.protocol == "gemini":
             return {"prompt_tokens": p, "completion_tokens": c + a, "total_tokens": p + c + a}
         return {"prompt_tokens": p, "completion_tokens": c}

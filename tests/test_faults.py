@@ -486,7 +486,9 @@ def test_a_damaged_usage_row_is_skipped_and_healed_by_the_next_request(
         ws: Any, home: Path) -> None:
     ws.stats.record("p", "ok-model", None)
     with ws.db.write() as conn:
-        conn.execute("INSERT INTO usage VALUES ('p', 'm', 'many', 1, 2, 'x', 0, 'yesterday')")
+        conn.execute("INSERT INTO usage (provider, model, requests, prompt_tokens, "
+                     "completion_tokens, cost_pusd, errors, last_used) "
+                     "VALUES ('p', 'm', 'many', 1, 2, 'x', 0, 'yesterday')")
         ws.db.bump(conn, "usage_rev")
     with vj.Workspace(home=home) as other:
         assert [r.model for r in other.stats.all()] == ["ok-model"]

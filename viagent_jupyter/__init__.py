@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .chat import ChatStream
     from .errors import (
         AuthenticationError,
+        BudgetExceededError,
         ConfigValidationError,
         CredentialError,
         PolicyError,
@@ -64,6 +65,7 @@ _LAZY = {
             "ProviderInUseError",
             "CredentialError",
             "StorageError",
+            "BudgetExceededError",
             "ProviderError",
             "ProviderConnectionError",
             "ProviderAPIError",
@@ -78,6 +80,7 @@ _LAZY = {
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
     "ChatStream",
     "ConfigValidationError",
     "CredentialError",

@@ -49,7 +49,9 @@ class ManagedProviderStore(ProviderStore):
     def _publish(self, selected: str | None = _UNSET) -> None:
         self._configs = self._merge(self._configs)
         user = self.selected if selected is _UNSET else selected
-        if user is None or user not in self._configs:
+        # a damaged row keeps its selection (so the error names it); a provider the policy
+        # hides, or none, falls back to the administrator's default
+        if user is None or (user not in self._configs and user not in self.load_errors):
             default = self.admin.default_provider
             user = default if default in self._configs else None
         super()._publish(user)

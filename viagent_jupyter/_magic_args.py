@@ -32,7 +32,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("providers", "", "list the providers (* = selected)"),
     ("use", "ID", "select the provider used when -p is not given"),
     ("models", "[ID] [--refresh]", "the provider's models (cached; --refresh asks it now)"),
-    ("stats", "", "requests, tokens and cost per provider and model"),
+    ("stats", "[--today|--month]", "requests, tokens and cost per provider and model (or the "
+                                    "spend of today / this month)"),
+    ("prices", "[MODEL] [-p ID] [--refresh]", "the price list: where each price comes from"),
+    ("budget", "[set USD [--period day|month|total] [-p ID] [--soft F] [--strict] | remove "
+               "PERIOD]", "spending limits, checked before every call"),
     ("key", "ID [--session]", "ask for ID's API key with a hidden prompt and store it "
                               "encrypted (--session: keep it in memory only)"),
     ("reset", "[THREAD]", "forget a --chat conversation (default: all)"),

@@ -17,8 +17,10 @@ from .vault import CredentialVault
 if TYPE_CHECKING:
     import httpx
 
+    from .budgets import Budgets
     from .chat import AsyncChatStream, ChatServices, ChatStream
     from .history import History
+    from .pricing import PriceCatalog
     from .registry import ModelRegistry
     from .schema import Message, ModelInfo
     from .usage import UsageStats
@@ -62,6 +64,8 @@ class Workspace:
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
         self._history: History | None = None
+        self._pricing: PriceCatalog | None = None
+        self._budgets: Budgets | None = None
         self._client: httpx.Client | None = None
         self._lock = threading.RLock()
         self._poll_handle: asyncio.TimerHandle | None = None
@@ -104,6 +108,28 @@ class Workspace:
         return self._registry
 
     @property
+    def pricing(self) -> PriceCatalog:
+        """Prices per provider:model (``get``, ``set``, ``refresh``); see pricing.py."""
+        if self._pricing is None:
+            with self._lock:
+                if self._pricing is None:
+                    from .pricing import PriceCatalog
+
+                    self._pricing = PriceCatalog(self, **_shell_config())
+        return self._pricing
+
+    @property
+    def budgets(self) -> Budgets:
+        """Spending limits checked before every call (``set``, ``list``, ``remove``)."""
+        if self._budgets is None:
+            with self._lock:
+                if self._budgets is None:
+                    from .budgets import Budgets
+
+                    self._budgets = Budgets(self, **_shell_config())
+        return self._budgets
+
+    @property
     def http(self) -> httpx.Client:
         """The workspace's pooled HTTP client (made on first use)."""
         if self._client is None:
@@ -124,9 +150,11 @@ class Workspace:
             providers=self.providers,
             http=lambda: self.http,
             new_aclient=make_async_client,
-            record_usage=lambda p, m, usage, cost, error: self.stats.record(
-                p, m, usage, cost, error=error),
-            pricing=lambda p, m: self.registry.pricing(p, m),
+            record_usage=lambda p, m, usage, cost, error, hold: self.stats.record(
+                p, m, usage, cost, error=error, hold=hold),
+            price=lambda ptype, model, pid, base_url: self.pricing.lookup(
+                ptype, model, provider_id=pid, base_url=base_url),
+            budgets=lambda: self.budgets,
             base_settings=lambda cfg, model: enforce(self.admin, cfg, model),
         )
 
@@ -245,6 +273,19 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shell_config() -> dict[str, Any]:
+    """``{"config": ...}`` of the running IPython (``ipython_config.py``), else nothing."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return {}
+    from IPython.core.getipython import get_ipython
+
+    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]
+    config = getattr(shell, "config", None)
+    return {"config": config} if config is not None else {}
 
 
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:

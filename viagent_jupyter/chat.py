@@ -14,12 +14,11 @@ from collections.abc import (
     Callable,
     Generator,
     Iterator,
-    Mapping,
     Sequence,
 )
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 
     from ._services import ProviderLookup
     from .adapters.base import Adapter, ChatRequest, StreamState
+    from .pricing import Price
 
 __all__ = ["AsyncChatStream", "ChatServices", "ChatStream", "start_achat", "start_chat"]
 
@@ -53,21 +53,32 @@ def chat_deadline() -> float:
         return CHAT_DEADLINE_S
 
 
+class BudgetGate(Protocol):
+    """The spending-limit check around one call (``Budgets`` fits): ``admit`` before any
+    request (raises BudgetExceededError, or returns a hold), ``release`` a hold unused."""
+
+    def admit(self, request: ChatRequest, price: Price | None) -> int | None: ...
+
+    def release(self, hold: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class ChatServices:
     """What a chat uses from its workspace, and nothing more.
 
     ``http`` returns the pooled sync client; ``new_aclient`` makes an async client that the
     async stream owns and closes when it ends (an ``httpx.AsyncClient`` belongs to one event
-    loop, and a pool kept across loops leaks its sockets); ``record_usage(provider,
-    model, usage, cost, error)`` counts one request; ``pricing(provider, model)`` is USD per
-    token, or None."""
+    loop, and a pool kept across loops leaks its sockets); ``record_usage(provider, model,
+    usage, cost, error, hold)`` counts one request and settles its budget hold;
+    ``price(provider_type, model, provider_id, base_url)`` is the model's price or None;
+    ``budgets()`` is the spending-limit gate (made when a stream is made)."""
 
     providers: ProviderLookup
     http: Callable[[], httpx.Client]
     new_aclient: Callable[[], httpx.AsyncClient]
-    record_usage: Callable[[str, str, Usage, float | None, bool], object]
-    pricing: Callable[[str, str], Mapping[str, Decimal] | None]
+    record_usage: Callable[[str, str, Usage, Decimal | None, bool, int | None], object]
+    price: Callable[[str, str, str, str], Price | None]
+    budgets: Callable[[], BudgetGate]
     # the provider's settings over the administrator's defaults; raises PolicyError for a
     # model the policy refuses (admin.py). Default: the provider's own settings.
     base_settings: Callable[[ProviderConfig, str], dict[str, Any]] = \
@@ -170,6 +181,10 @@ class _ChatBase:
         self._parts: list[str] = []
         self._state: StreamState | None = None
         self._started = False  # the provider answered 2xx: usage will be recorded
+        self._hold: int | None = None  # this call's budget hold, released when it ends
+        self.cost_exact: Decimal | None = None  # s.cost before rounding to a float
+        self._budgets = services.budgets()  # made now (imports), not when iteration starts
+        self._planned_price = self._price()
         self._iterating = False
         self._done = False
         # Called once with this stream when it ends (the Workspace wires the history here).
@@ -200,6 +215,14 @@ class _ChatBase:
             raise RuntimeError("a chat stream can be iterated only once; use .text afterwards")
         self._iterating = True
         self.started_at = time.monotonic()
+        try:  # spending limits: refused here, before any request
+            self._hold = self._budgets.admit(self._plan.request, self._planned_price)
+        except ViagentError as exc:
+            self._end("error", exc)
+            raise
+        except BaseException:  # interrupted while checking: nothing was sent
+            self._end("cancelled")
+            raise
         adapter = self._plan.adapter
         return adapter, adapter.parser(self._plan.request)
 
@@ -229,9 +252,7 @@ class _ChatBase:
             self.model = state.model
         u = state.usage
         if u:
-            self.usage = Usage(prompt_tokens=u.get("prompt_tokens"),
-                               completion_tokens=u.get("completion_tokens"),
-                               total_tokens=u.get("total_tokens"))
+            self.usage = Usage(**{k: u[k] for k in Usage.model_fields if k in u})
         self.raw_finish_reason = state.raw_finish_reason
 
     def _end(self, finish_reason: str, error: ViagentError | None = None) -> None:
@@ -245,13 +266,17 @@ class _ChatBase:
         self.error = error
         state_cost = self._state.cost if self._state is not None else None
         self.cost = state_cost if state_cost is not None else self._computed_cost()
-        if self._started:
-            try:
+        if state_cost is not None:  # provider-reported (OpenRouter) wins
+            self.cost_exact = Decimal(repr(state_cost))
+        try:
+            if self._started:
                 self._services.record_usage(self.provider, self.requested_model, self.usage,
-                                            self.cost, error is not None)
-            except ViagentError:
-                log.warning("could not record usage for %s:%s", self.provider,
-                            self.requested_model)
+                                            self.cost_exact, error is not None, self._hold)
+            elif self._hold is not None:
+                self._budgets.release(self._hold)
+        except ViagentError:
+            log.warning("could not record usage for %s:%s", self.provider,
+                        self.requested_model)
         if self.on_end is not None:
             try:
                 self.on_end(self)
@@ -259,18 +284,25 @@ class _ChatBase:
                 log.warning("the end-of-chat hook failed for %s:%s", self.provider,
                             self.requested_model)
 
+    def _price(self) -> Price | None:
+        """The price of the requested model, else of the one the provider reported."""
+        cfg = self._plan.provider
+        try:
+            for model in dict.fromkeys((self.requested_model, self.model)):
+                price = self._services.price(cfg.provider_type, model, cfg.id, cfg.endpoint)
+                if price is not None:
+                    return price
+        except ViagentError:
+            log.warning("could not read prices for %s:%s", self.provider, self.requested_model)
+        return None
+
     def _computed_cost(self) -> float | None:
+        """usage × price, exact (``cost_exact``); ``None`` when either is unknown."""
         if not self.usage.reported:
             return None
-        try:
-            pricing = self._services.pricing(self.provider, self.requested_model)
-        except ViagentError:
-            return None
-        if not pricing:
-            return None
-        prompt = self.usage.prompt_tokens or 0
-        completion = self.usage.completion_tokens or 0
-        return float(pricing["prompt"] * prompt + pricing["completion"] * completion)
+        price = self._price()
+        self.cost_exact = price.cost(self.usage) if price is not None else None
+        return None if self.cost_exact is None else float(self.cost_exact)
 
     def _finish_ok(self, state: StreamState) -> None:
         self._absorb(state)

@@ -130,8 +130,76 @@ def _m_history(conn: sqlite3.Connection) -> None:
         END""")
 
 
+def _m_cost_prices_budgets(conn: sqlite3.Connection) -> None:
+    """Exact money (integer 1e-12 USD: sums never drift), per-day usage, prices, budgets.
+    ``usage.cost`` (REAL) is kept as it was but no longer read or written."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+    if "cost_pusd" not in columns:
+        conn.execute("ALTER TABLE usage ADD COLUMN cost_pusd INTEGER")
+        conn.execute("UPDATE usage SET cost_pusd = CAST(ROUND(cost * 1e12) AS INTEGER) "
+                     "WHERE cost IS NOT NULL")
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS usage_daily (
+            day TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_pusd INTEGER,
+            errors INTEGER NOT NULL DEFAULT 0,
+            last_used REAL,
+            PRIMARY KEY (day, provider, model)
+        )"""
+    )
+    # usage from before this migration goes to the UTC day it was last used (per-day sums
+    # start here; all-time totals stay whole)
+    conn.execute(
+        "INSERT OR IGNORE INTO usage_daily (day, provider, model, requests, prompt_tokens, "
+        "completion_tokens, cost_pusd, errors, last_used) SELECT "
+        "date(COALESCE(last_used, 0), 'unixepoch'), provider, model, requests, prompt_tokens, "
+        "completion_tokens, cost_pusd, errors, last_used FROM usage "
+        "WHERE typeof(last_used) IN ('real', 'integer', 'null')"
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS price_overrides (
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (provider, model)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS price_catalogue (
+            url TEXT PRIMARY KEY,
+            fetched_at REAL NOT NULL,
+            data TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS budgets (
+            period TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            limit_pusd INTEGER NOT NULL,
+            soft REAL NOT NULL,
+            strict INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (period, provider)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS budget_holds (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            provider TEXT NOT NULL,
+            amount_pusd INTEGER NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m1_initial, _m2_models_and_usage, _m_history,
+    _m1_initial, _m2_models_and_usage, _m_history, _m_cost_prices_budgets,
 ]
 
 

@@ -13,6 +13,7 @@ and what to do about it. No message, ``repr`` or attribute ever carries an API k
     ├─ CredentialError            CREDENTIAL_ERROR     (missing key; vault key lost; tampered)
     ├─ StorageError               STORAGE_ERROR        (unreadable/corrupt db: kept, never reset)
     ├─ PolicyError                POLICY_REFUSED       (the administrator's policy forbids it)
+    ├─ BudgetExceededError        BUDGET_EXCEEDED      (.budget, .spent: refused before sending)
     └─ ProviderError              (.provider, .model)
        ├─ ProviderConnectionError PROVIDER_UNREACHABLE (refused, DNS, TLS, timeout)
        ├─ ProviderAPIError        PROVIDER_API_ERROR   (.status_code, .retry_after, .error_type)
@@ -29,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
     "ConfigValidationError",
     "CredentialError",
     "PolicyError",
@@ -201,6 +203,18 @@ class CredentialError(ViagentError):
 
 class StorageError(ViagentError):
     code = "STORAGE_ERROR"
+
+
+class BudgetExceededError(ViagentError):
+    """A spending limit refused a call before any request was sent. ``.budget`` is the
+    limit (a :class:`~viagent_jupyter.budgets.Budget`), ``.spent`` the USD counted."""
+
+    code = "BUDGET_EXCEEDED"
+
+    def __init__(self, message: str, budget: Any = None, spent: Any = None) -> None:
+        self.budget = budget
+        self.spent = spent
+        super().__init__(message)
 
 
 class ProviderError(ViagentError):

@@ -452,12 +452,28 @@ class LLMMagics(Magics):
                          warning="Could not refresh the list; this is the cached one."
                          if stale else None))
 
+    def _cmd_prices(self, argv: list[str]) -> None:
+        from ._cost_magics import cmd_prices
+
+        cmd_prices(self, argv)
+
+    def _cmd_budget(self, argv: list[str]) -> None:
+        from ._cost_magics import cmd_budget
+
+        cmd_budget(self, argv)
+
     def _cmd_stats(self, argv: list[str]) -> None:
+        if argv and argv[0] in ("--today", "--month") and len(argv) == 1:
+            from ._cost_magics import period_total
+
+            return period_total(self, argv[0][2:])
+        if argv:
+            raise _usage_error("%llm stats takes [--today | --month]")
         stats = self.ws.stats
         rows = []
         for r in stats.all():
             rows.append([r.provider, r.model, str(r.requests), str(r.prompt_tokens),
-                         str(r.completion_tokens), "-" if r.cost is None else f"${r.cost:.6f}",
+                         str(r.completion_tokens), "—" if r.cost is None else f"${r.cost:.6f}",
                          str(r.errors),
                          r.last_used.strftime("%Y-%m-%d %H:%M") if r.last_used else "-"])
         t = stats.totals

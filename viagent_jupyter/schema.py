@@ -249,6 +249,9 @@ class Usage(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    # Of prompt_tokens: read from the provider's prompt cache / written to it (priced apart)
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
     @property
     def reported(self) -> bool:

@@ -67,6 +67,15 @@ export function summary({ active, totals, records = [] }, now = Date.now()) {
   };
 }
 
+/** "today $0.12 of $5.00 day budget" from the synced totals ("" when nothing to say). */
+export function todayText(t = {}) {
+  const b = t.budget;
+  if ((t.today_cost === null || t.today_cost === undefined) && !b) return "";
+  const spent = b && b.period !== "day" ? `${b.period === "month" ? "this month" : "in total"} ${formatCost(b.spent)}`
+    : `today ${formatCost(t.today_cost || 0)}`;
+  return b ? `${spent} of ${formatCost(b.usd)} ${b.period === "total" ? "" : `${b.period} `}budget` : spent;
+}
+
 export class StatsView {
   constructor(model, el, { tickMs = TICK_MS } = {}) {
     this.model = model;
@@ -81,7 +90,8 @@ export class StatsView {
       onclick: () => this.toggle(),
     }, this.chevron,
     h("span", { class: "vj-stats-who" }, part("provider"), part("model")),
-    h("span", { class: "vj-stats-figures" }, part("requests"), part("tokens"), part("cost"), part("last"), part("all")));
+    h("span", { class: "vj-stats-figures" }, part("requests"), part("tokens"), part("cost"), part("last"), part("all"),
+      part("today")));
     this.tableWrap = h("div", { class: "vj-stats-table", id: tableId, hidden: true });
     this.root = h("div", { class: "vj-widget vj-stats", dataset: { vj: "stats-bar" } },
       this.button, this.tableWrap);
@@ -107,6 +117,9 @@ export class StatsView {
       this.parts[name].title = title;
       this.parts[name].hidden = !text;
     }
+    this.parts.today.textContent = todayText(totals);
+    this.parts.today.title = "spent today (UTC) and the tightest budget";
+    this.parts.today.hidden = !this.parts.today.textContent;
     this.root.dataset.requests = String(totals.requests || 0);
     if (this.expanded) this.renderTable(now);
   }

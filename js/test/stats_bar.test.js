@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import widget, { TRAITS, summary } from "../src/stats_bar.js";
+import widget, { TRAITS, summary, todayText } from "../src/stats_bar.js";
 import { FakeModel } from "./fake_model.js";
 
 let el;
@@ -59,6 +59,17 @@ describe("summary", () => {
     const all = summary({ active: { id: "oa", label: "W", model: null }, totals: { requests: 112 }, records: [record, other] });
     expect(all.requests.text).toBe("12 requests");
     expect(all.model.text).toBe("no default model");
+  });
+});
+
+describe("todayText", () => {
+  it("says nothing without cost data, then today's spend and the tightest budget", () => {
+    expect(todayText({})).toBe("");
+    expect(todayText({ today_cost: 0.5 })).toBe("today $0.50");
+    expect(todayText({ today_cost: 0.5, budget: { usd: 5, spent: 0.5, period: "day" } }))
+      .toBe("today $0.50 of $5.00 day budget");
+    expect(todayText({ budget: { usd: 20, spent: 3, period: "month" } }))
+      .toBe("this month $3.00 of $20.00 month budget");
   });
 });
 

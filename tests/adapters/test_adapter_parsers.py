@@ -242,7 +242,9 @@ def test_anthropic_message_delta_repeats_input_and_cache_tokens() -> None:
     body = sse(*an_events(text_delta("x"), message_delta_usage={
         "input_tokens": 20, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 5,
         "output_tokens": 7}))
-    assert replay_all("anthropic", body).usage == {"prompt_tokens": 125, "completion_tokens": 7}
+    assert replay_all("anthropic", body).usage == {"prompt_tokens": 125, "completion_tokens": 7,
+                                                   "cached_input_tokens": 100,
+                                                   "cache_write_tokens": 5}
 
 
 @pytest.mark.parametrize(("raw", "norm"), [

@@ -8,6 +8,7 @@ see each other's providers even though they share one server.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,9 @@ def test_a_displayed_stats_bar_updates_after_a_llm_cell(lab: Lab, home: Path,
     nb = lab.write_notebook("stats.ipynb", [
         setup_cell(home, f"ws.providers.create(id='fake', provider_type='openai_compatible', "
                          f"name='Fake', base_url={url!r}, default_model='demo-small')\n"
-                         "ws.providers.select('fake')"),
+                         "ws.providers.select('fake')\n"
+                         "ws.pricing.set('fake', 'demo-small', input_per_mtok=1000, "
+                         "output_per_mtok=1000)\nws.budgets.set(5)"),
         "vj.stats_bar()",
         "%load_ext viagent_jupyter",
         "%%llm\nSay hello to the stats bar",
@@ -171,6 +174,7 @@ def test_a_displayed_stats_bar_updates_after_a_llm_cell(lab: Lab, home: Path,
     expect(bar).to_have_attribute("data-requests", "0")
     expect(bar.locator(".vj-stats-provider")).to_have_text("Fake (OpenAI-compatible)")
     expect(bar.locator(".vj-stats-last")).to_have_text("not used yet")
+    expect(bar.locator(".vj-stats-today")).to_have_text("today $0.00 of $5.00 day budget")
 
     lab.run_cells(nb, [3])  # only the %%llm cell: the bar's cell is not run again
     cell = lab.notebook(nb).locator(".jp-Cell").nth(3)
@@ -181,6 +185,8 @@ def test_a_displayed_stats_bar_updates_after_a_llm_cell(lab: Lab, home: Path,
     expect(bar.locator(".vj-stats-tokens")).to_contain_text(" in / ")
     assert "prompt (in) / completion (out)" in \
         (bar.locator(".vj-stats-tokens").get_attribute("title") or "")
+    expect(bar.locator(".vj-stats-today")).to_have_text(
+        re.compile(r"^today \$0\.0\d+ of \$5\.00 day budget$"))  # spent: a few tokens × $0.001
 
     bar.locator(".vj-stats-line").focus()
     lab.page.keyboard.press("Enter")  # keyboard: the line is a button

@@ -134,6 +134,10 @@ class Parser(SSEParser):
         target = self.state.usage
         if "input_tokens" in got:
             target["prompt_tokens"] = sum(got.values())
+            for ours, theirs in (("cached_input_tokens", "cache_read_input_tokens"),
+                                 ("cache_write_tokens", "cache_creation_input_tokens")):
+                if got.get(theirs):
+                    target[ours] = got[theirs]
         output = count(usage.get("output_tokens"))
         if output is not None:
             target["completion_tokens"] = output

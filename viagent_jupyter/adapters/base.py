@@ -53,7 +53,8 @@ class HTTPRequest:
 @dataclass
 class StreamState:
     """What a parser learned so far. ``usage`` keys: prompt_tokens, completion_tokens,
-    total_tokens (absent = not reported)."""
+    total_tokens (absent = not reported); cached_input_tokens / cache_write_tokens (part of
+    the prompt; only when > 0)."""
 
     finish_reason: str | None = None  # normalised: stop|length|tool_calls|content_filter|other
     raw_finish_reason: str | None = None

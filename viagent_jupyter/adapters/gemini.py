@@ -226,7 +226,7 @@ class Parser(BaseParser):
         cand = meta.get("candidatesTokenCount")
         thoughts = meta.get("thoughtsTokenCount")
         total = meta.get("totalTokenCount")
-        key = (prompt, cand, thoughts, total)
+        key = (prompt, cand, thoughts, total, meta.get("cachedContentTokenCount"))
         if key == self._usage_key:  # unchanged since the last chunk
             return
         self._usage_key = key
@@ -239,6 +239,9 @@ class Parser(BaseParser):
             usage["completion_tokens"] = (cand or 0) + (thoughts or 0)
         if type(total) is int:
             usage["total_tokens"] = total
+        cached = meta.get("cachedContentTokenCount")  # part of promptTokenCount
+        if type(cached) is int and cached > 0:
+            usage["cached_input_tokens"] = cached
         self.state.usage = usage  # cumulative: the last report replaces the earlier ones
 
 

@@ -111,6 +111,10 @@ class Parser(SSEParser):
             value = count(usage.get(key))
             if value is not None:
                 state.usage[key] = value
+        details = usage.get("prompt_tokens_details")  # cached input (OpenAI, OpenRouter)
+        cached = count(details.get("cached_tokens")) if isinstance(details, Mapping) else None
+        if cached:
+            state.usage["cached_input_tokens"] = cached
         cost = usage.get("cost")  # OpenRouter: USD, provider-reported
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
             state.cost = float(cost)

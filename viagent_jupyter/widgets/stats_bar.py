@@ -26,7 +26,8 @@ class StatsBar(ViewWidget):
     _css = asset("widgets.css")
 
     records = List(Dict(), help="One dict per provider:model, most recent first.").tag(sync=True)
-    totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, errors, last_used"
+    totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, errors, last_used, "
+                       "today_cost, today_requests, budget ({usd, spent, period} or None)"
                   ).tag(sync=True)
     active = Dict(help="The selected provider: {id, label (display label), model}; or empty."
                   ).tag(sync=True)
@@ -41,9 +42,11 @@ class StatsBar(ViewWidget):
 
     def _sync_stats(self) -> None:
         stats = self._ws.stats
+        totals = dict(stats.totals)
+        totals["budget"] = self._ws.budgets.tightest()  # spent today vs the nearest limit
         with self.hold_sync():
             self.records = list(stats.records)
-            self.totals = dict(stats.totals)
+            self.totals = totals
 
     def _sync_active(self) -> None:
         store = self._ws.providers
