@@ -7,10 +7,12 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 
+from viagent_jupyter.budgets import Budgets
 from viagent_jupyter.chat import ChatServices, start_chat
 from viagent_jupyter.db import Database
 from viagent_jupyter.registry import ModelRegistry
@@ -118,12 +120,13 @@ def test_registry_and_chat_work_from_their_narrow_parts(tmp_path: Path) -> None:
         registry = ModelRegistry(db, store, lambda: client)
         assert "demo-small" in {m.id.removesuffix(":latest") for m in registry.models("ol")}
 
-        def record(p: str, m: str, usage: Usage, cost: float | None, error: bool) -> None:
+        def record(p: str, m: str, usage: Usage, cost: Any, error: bool, hold: Any) -> None:
             recorded.append((p, m, usage.completion_tokens, error))
 
+        budgets = Budgets(SimpleNamespace(db=db))  # a workspace-less budget gate
         services = ChatServices(providers=store, http=lambda: client,
                                 new_aclient=httpx.AsyncClient, record_usage=record,
-                                pricing=registry.pricing)
+                                price=lambda *_: None, budgets=lambda: budgets)
         s = start_chat(services, "narrow", provider="ol", model=None, system=None,
                        temperature=None, max_tokens=None)
         assert s.wait().text == demo_text("narrow")
