@@ -396,12 +396,14 @@ def test_overall_deadline_ends_a_stream_that_never_stops(
 ) -> None:
     import time
 
-    monkeypatch.setenv("VIAGENT_CHAT_DEADLINE", "0.6")
+    monkeypatch.setenv("VIAGENT_CHAT_DEADLINE", "0.6")  # read when a workspace is built
     pid = add(ws, server, "ollama")
     server.script("chat", Scripted(delay=0.1))  # never silent for long, but slow: ~60 s
     started = time.monotonic()
-    s = ws.chat("word " * 600, provider=pid)
+    ws2 = vj.Workspace(home=ws.home)
+    s = ws2.chat("word " * 600, provider=pid)
     with pytest.raises(vj.ProviderConnectionError):
         s.wait()
     assert time.monotonic() - started < 30.0  # the 0.6 s deadline, not the 60 s answer
     assert s.text and s.finish_reason == "error"
+    ws2.close()

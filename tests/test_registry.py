@@ -64,7 +64,7 @@ def test_refresh_reports_added_and_removed(ws: Any, home: Any) -> None:
         assert sorted(ws.models(pid).ids) == sorted(m.id for m in DEMO_MODELS)
     new_models = (DEMO_MODELS[0], DemoModel("demo-new", "Demo New", 1000, 100, "0", "0"))
     with FakeProviderServer(delay=0, models=new_models) as srv2:
-        ws.providers.update(pid, base_url=srv2.url_for("openai"))
+        ws.providers.update(pid, base_url=srv2.url_for("openai"), rebind_key=True)
         fresh = ws.models(pid, refresh=True)
         assert fresh.added == ["demo-new"] and fresh.removed == ["demo-large"]
         assert not fresh.stale

@@ -256,11 +256,15 @@ def test_delete_removes_credential_and_cache(ws: Any) -> None:
     assert cfg.key_source == "none"
 
 
-def test_moving_base_url_through_the_api_keeps_the_key(ws: Any) -> None:
+def test_moving_base_url_through_the_api_keeps_the_key_only_when_asked(ws: Any) -> None:
     make(ws, provider_type="openai_compatible", base_url="http://127.0.0.1:9/v1",
          api_key="sk-moving-key-0001")
-    ws.providers.update("oa", base_url="https://example.test/v1")
+    # explicit: the caller re-binds the stored key to the new origin
+    ws.providers.update("oa", base_url="https://example.test/v1", rebind_key=True)
     assert ws.providers.resolve_key("oa") == ("sk-moving-key-0001", "stored")
+    # implicit: the key is not carried to another origin; it is cleared, and said so
+    cfg = ws.providers.update("oa", base_url="https://other.test/v1")
+    assert not cfg.has_api_key and "origin changed" in (cfg.key_notice or "")
 
 
 def test_home_and_files_are_private(ws: Any, home: Path) -> None:

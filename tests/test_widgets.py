@@ -62,9 +62,10 @@ class RecordingComm:
         self.closed = True
         self._handler = None  # as the kernel's comm manager forgets a closed comm
 
-    def deliver(self, data: dict[str, Any]) -> None:
+    def deliver(self, data: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         assert self._handler is not None
-        self._handler({"content": {"comm_id": self.comm_id, "data": data}, "buffers": []})
+        self._handler({"content": {"comm_id": self.comm_id, "data": data},
+                       "buffers": [memoryview(b) for b in buffers or []]})
 
     def replies(self) -> list[dict[str, Any]]:
         return [m["content"] for m in self.sent
@@ -105,7 +106,11 @@ _ids = itertools.count(1)
 def ask(widget: Any, op: str, **payload: Any) -> dict[str, Any]:
     """Send a request as the front end would; return the widget's reply to it."""
     rid = f"t-{next(_ids)}"
-    widget.comm.deliver({"method": "custom", "content": {"id": rid, "op": op, **payload}})
+    # as the front end does: a key travels in the binary buffer, never in the JSON
+    key = payload.pop("api_key", None)
+    buffers = [key.encode()] if isinstance(key, str) else None
+    widget.comm.deliver({"method": "custom", "content": {"id": rid, "op": op, **payload}},
+                        buffers)
     found = [r for r in widget.comm.replies() if r["id"] == rid]
     assert len(found) == 1, f"expected one reply to {op}, got {found}"
     assert_no_key_anywhere()  # after every step

@@ -36,6 +36,7 @@ from ._display import (
     _error_html,
     _esc,
     _money,
+    clip_for_display,
     output_class,
 )
 from .errors import ViagentError
@@ -90,6 +91,7 @@ class Column:
         self.label = provider or "?"
         self.stream: AsyncChatStream | None = None
         self.error: ViagentError | None = None
+        self.display_max_bytes: int | None = None  # c.LLMMagics.display_max_bytes
 
     @property
     def text(self) -> str:
@@ -136,7 +138,8 @@ class Column:
             text=self.text, provider=self.provider, model=s.model if s else self.model,
             label=self.label, format=fmt, usage=s.usage if s else None,
             cost=s.cost if s else None, finish_reason=s.finish_reason if s else "error",
-            elapsed=s.elapsed if s else None, error=self.error)
+            elapsed=s.elapsed if s else None, error=self.error,
+            display_max_bytes=self.display_max_bytes)
 
 
 def _body_html(text: str, fmt: str, final: bool) -> str:
@@ -150,6 +153,7 @@ def render(columns: Sequence[Column], fmt: str, final: bool) -> Bundle:
     """The side-by-side bundle: escaped/sanitised HTML columns and a text/plain twin."""
     html_cols, plain = [], []
     for c in columns:
+        text = clip_for_display(c.text, c.display_max_bytes)
         model = c.stream.model if c.stream is not None else (c.model or "?")
         head = f"{c.label} · {model}"
         foot = " · ".join(c.footer_parts())
@@ -157,11 +161,11 @@ def render(columns: Sequence[Column], fmt: str, final: bool) -> Bundle:
         html_cols.append(
             f'<div class="viagent-llm-column" style="{_CSS_COL}">'
             f'<div style="{_CSS_HEAD}">{_esc(head)}</div>'
-            + (_body_html(c.text, fmt, final) if c.text else "")
+            + (_body_html(text, fmt, final) if text else "")
             + (_error_html(err) if err else "")
             + f'<div class="viagent-llm-footer" style="{_CSS_FOOTER}">{_esc(foot)}</div>'
             + "</div>")
-        plain.append("\n".join(p for p in (f"== {head} ==", c.text, err,
+        plain.append("\n".join(p for p in (f"== {head} ==", text, err,
                                            f"— {foot}" if foot else None) if p))
     return {"text/plain": "\n\n".join(plain),
             "text/html": f'<div class="viagent-llm-compare" style="{_CSS_ROW}">'

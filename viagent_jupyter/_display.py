@@ -45,10 +45,13 @@ __all__ = [
     "Table",
     "TextOutput",
     "bundle_size",
+    "clip",
+    "clip_for_display",
     "extract_code",
     "output_class",
     "parse_json_answer",
     "render_markdown",
+    "utf8_size",
 ]
 
 FORMATS = ("markdown", "text", "code", "json")
@@ -367,6 +370,39 @@ class Table:
         return {"text/plain": self.plain(), "text/html": body}
 
 
+# -- size caps -------------------------------------------------------------------------------
+
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (cheap for ASCII)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def clip(text: str, max_bytes: int | None) -> tuple[str, bool]:
+    """``text`` cut to at most ``max_bytes`` of UTF-8 (on a character boundary), and whether
+    it was cut."""
+    if max_bytes is None or max_bytes <= 0 or len(text) <= max_bytes // 4:
+        return text, False
+    if utf8_size(text) <= max_bytes:
+        return text, False
+    if text.isascii():
+        return text[:max_bytes], True
+    return text.encode("utf-8", "surrogatepass")[:max_bytes].decode("utf-8", "ignore"), True
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.3g} MB" if n >= 100_000 else f"{n:,} bytes"
+
+
+def clip_for_display(text: str, max_bytes: int | None) -> str:
+    """The text a display shows: at most ``max_bytes``, with a clear mark when cut."""
+    shown, cut = clip(text, max_bytes)
+    if not cut:
+        return shown
+    assert max_bytes is not None
+    return (f"{shown}\n\n[… display truncated: showing the first {_mb(max_bytes)} of "
+            f"{_mb(utf8_size(text))}; the full text is in _llm (or your -o variable) …]")
+
+
 # -- the result object -----------------------------------------------------------------------
 
 class LLMResult:
@@ -382,8 +418,13 @@ class LLMResult:
                  label: str | None = None, format: str = "markdown", usage: Any = None,
                  cost: float | None = None, finish_reason: str | None = None,
                  elapsed: float | None = None, error: ViagentError | None = None,
-                 prompt: str | None = None) -> None:
+                 prompt: str | None = None, display_max_bytes: int | None = None,
+                 truncated_at: int | None = None) -> None:
         self.text = text
+        #: what the display shows at most (``c.LLMMagics.display_max_bytes``)
+        self.display_max_bytes = display_max_bytes
+        #: set when the answer outgrew ``c.LLMMagics.result_max_bytes`` and was stopped there
+        self.truncated_at = truncated_at
         self.provider = provider
         self.model = model
         self.label = label or provider or ""
@@ -418,7 +459,11 @@ class LLMResult:
 
     def _make_output(self) -> _Output:
         error = str(self.error) if self.error is not None else None
-        return output_class(self.format)(self.text, self.footer, error, final=True)
+        text = clip_for_display(self.text, self.display_max_bytes)
+        if self.truncated_at is not None:
+            text += (f"\n\n[… the answer was stopped at {_mb(self.truncated_at)} "
+                     "(c.LLMMagics.result_max_bytes) …]")
+        return output_class(self.format)(text, self.footer, error, final=True)
 
     def __str__(self) -> str:
         return self.text

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import io
 import keyword
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,9 +115,18 @@ def _positive_int(value: str) -> int:
     return n
 
 
+# Names the kernel itself relies on: -o must not overwrite them.
+_RESERVED_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
+                             "_ih", "_oh", "_dh", "_i", "_ii", "_iii"})
+
+
 def _variable(value: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a valid variable name")
+    if not value.isidentifier() or keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a valid variable name")
+    if (value.startswith("__") and value.endswith("__")) or value in _RESERVED_NAMES or \
+            re.fullmatch(r"_(i|ii|iii|)\d+", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is reserved by IPython or Python; choose another variable name")
     return value
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._settings import Settings
 from .db import Database
 from .store import ProviderStore
 from .vault import CredentialVault
@@ -52,14 +53,21 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
+        # every VIAGENT_* setting, checked once here (ConfigValidationError naming it)
+        self.settings = Settings.from_env()
+        vault_key = os.environ.get("VIAGENT_VAULT_KEY")
+        if vault_key:
+            from .vault import decode_vault_key
+
+            decode_vault_key(vault_key)  # CredentialError saying how to make a valid one
         # the administrator's providers and policy (viagent.toml on Jupyter's config path),
         # read first: a broken admin file fails before anything is opened
         from ._admin_store import ManagedProviderStore
         from .admin import AdminConfig
 
         self.admin = AdminConfig()
-        self.db = Database(self.home)
-        self.vault = CredentialVault(self.db, self.home)
+        self.db = Database(self.home, journal_mode=self.settings.journal_mode)
+        self.vault = CredentialVault(self.db, self.home, keyring=self.settings.keyring)
         self.providers: ProviderStore = ManagedProviderStore(self.db, self.vault, self.admin)
         self._stats: UsageStats | None = None
         self._registry: ModelRegistry | None = None
@@ -104,6 +112,7 @@ class Workspace:
                     from .registry import ModelRegistry
 
                     self._registry = ModelRegistry(self.db, self.providers, lambda: self.http,
+                                                   ttl=self.settings.models_ttl,
                                                    policy=self.admin)
         return self._registry
 
@@ -155,6 +164,7 @@ class Workspace:
             price=lambda ptype, model, pid, base_url: self.pricing.lookup(
                 ptype, model, provider_id=pid, base_url=base_url),
             budgets=lambda: self.budgets,
+            deadline=self.settings.chat_deadline,
             base_settings=lambda cfg, model: enforce(self.admin, cfg, model),
         )
 

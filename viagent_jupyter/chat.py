@@ -43,14 +43,11 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "cancelled",
 CHAT_DEADLINE_S = 900.0
 
 
-def chat_deadline() -> float:
-    """``$VIAGENT_CHAT_DEADLINE`` seconds, else :data:`CHAT_DEADLINE_S`."""
-    import os
-
-    try:
-        return float(os.environ["VIAGENT_CHAT_DEADLINE"])
-    except (KeyError, ValueError):
-        return CHAT_DEADLINE_S
+def chat_deadline(settings: object | None = None) -> float:
+    """A workspace's ``$VIAGENT_CHAT_DEADLINE`` (its ``Settings``, checked when it was built),
+    else :data:`CHAT_DEADLINE_S`."""
+    deadline = getattr(settings, "chat_deadline", None)
+    return float(deadline) if deadline is not None else CHAT_DEADLINE_S
 
 
 class BudgetGate(Protocol):
@@ -79,6 +76,7 @@ class ChatServices:
     record_usage: Callable[[str, str, Usage, Decimal | None, bool, int | None], object]
     price: Callable[[str, str, str, str], Price | None]
     budgets: Callable[[], BudgetGate]
+    deadline: float = CHAT_DEADLINE_S  # the overall deadline of one chat, seconds
     # the provider's settings over the administrator's defaults; raises PolicyError for a
     # model the policy refuses (admin.py). Default: the provider's own settings.
     base_settings: Callable[[ProviderConfig, str], dict[str, Any]] = \
@@ -232,7 +230,7 @@ class _ChatBase:
             "provider": cfg.id,
             "model": self._plan.model,
             "timeout": cfg.timeout,
-            "deadline": chat_deadline(),
+            "deadline": self._services.deadline,
             "max_retries": cfg.max_retries,
             "allow_insecure_http": cfg.allow_insecure_http,
             "error_from_response": self._plan.adapter.error_from_response,

@@ -5,6 +5,11 @@
   busy timeout, so concurrent writers queue instead of failing.
 * Migrations are a plain list of idempotent functions; ``PRAGMA user_version`` counts them.
 * A corrupt or unreadable file raises :class:`StorageError` and is left exactly as it was.
+  Only a *missing* file means "new workspace": it is built under a temporary name and linked
+  into place whole, so no process ever sees a half-made one; an existing file that is not
+  ours (0 bytes, another application's SQLite file) is refused untouched, journal mode too.
+* The home and the file are trusted only when owned by the user, not group/world-writable and
+  not symlinks (OpenSSH's rule), else :class:`StorageError` naming the ``chmod``/``chown``.
 * :class:`ChangeWatch` is the cheap cross-process change check (``PRAGMA data_version`` and
   a revision counter per kind of data).
 """
@@ -20,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ._private import check_private, make_private_dir
 from .errors import StorageError
 
 __all__ = ["MIGRATIONS", "ChangeWatch", "Database", "make_private_dir"]
@@ -203,14 +209,6 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 ]
 
 
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) as 0700; tighten it if we created it."""
-    existed = path.exists()
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not existed:
-        os.chmod(path, 0o700)
-
-
 def _describe(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -223,13 +221,16 @@ class Database:
         self.path = home / DB_NAME
         self._lock = threading.RLock()
         try:
+            check_private(home, "workspace home", StorageError)
             make_private_dir(home)
         except OSError as exc:
             raise StorageError(
                 f"Cannot create the workspace directory {home} ({_describe(exc)}). "
                 "Set VIAGENT_HOME to a writable directory."
             ) from None
+        check_private(home, "workspace home", StorageError)
         self._create_file()
+        self._check_ours_before_open()
         try:
             self._conn = sqlite3.connect(
                 str(self.path),
@@ -239,8 +240,12 @@ class Database:
             )
         except sqlite3.Error as exc:
             raise self._storage_error("open", exc) from None
+        if journal_mode is None:
+            from ._settings import Settings
+
+            journal_mode = Settings.from_env().journal_mode
         try:
-            self._open_with_retries(journal_mode or os.environ.get("VIAGENT_JOURNAL_MODE", "wal"))
+            self._open_with_retries(journal_mode)
         except StorageError:
             self._conn.close()
             raise
@@ -271,22 +276,55 @@ class Database:
                 delay = min(delay * 2, 0.1)
 
     def _create_file(self) -> None:
-        """Create the db file 0600 ourselves, so SQLite (and its -wal/-shm) inherit it."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            if not os.access(self.path, os.R_OK | os.W_OK):
-                raise StorageError(
-                    f"The database {self.path} is not readable and writable by you; "
-                    "fix its permissions (chmod 600) or set VIAGENT_HOME elsewhere."
-                ) from None
+        """A missing database is built whole under a temporary name (0600, every migration
+        applied) and linked into place: exactly one process creates it, and nobody ever sees a
+        file that exists but is not yet ours."""
+        if self.path.exists() or self.path.is_symlink():
             return
-        except OSError as exc:
+        tmp = self.home / f".{DB_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            conn = sqlite3.connect(str(tmp), isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=DELETE")
+                conn.execute("BEGIN IMMEDIATE")
+                for migration in MIGRATIONS:
+                    migration(conn)
+                conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):  # another process was first: use its
+                os.link(tmp, self.path)
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(
                 f"Cannot create the database {self.path} ({_describe(exc)}). "
                 "Check the disk and permissions, or set VIAGENT_HOME elsewhere."
             ) from None
-        os.close(fd)
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
+    def _check_ours_before_open(self) -> None:
+        """Refuse, before SQLite touches it, a file that cannot be a viagent database."""
+        check_private(self.path, "database", StorageError)
+        if not self.path.is_file():
+            return  # SQLite's own open error names it
+        if not os.access(self.path, os.R_OK | os.W_OK):
+            raise StorageError(
+                f"The database {self.path} is not readable and writable by you; "
+                "fix its permissions (chmod 600) or set VIAGENT_HOME elsewhere."
+            )
+        with open(self.path, "rb") as fh:
+            head = fh.read(16)
+        if not head:
+            raise StorageError(
+                f"The database {self.path} is empty (0 bytes): it is not a viagent_jupyter "
+                "database and was left as it is; move it aside to start afresh or restore a "
+                "backup."
+            )
 
     def _check_readable(self) -> None:
         # Reading the schema touches the header and the first page: a non-database or a
@@ -297,6 +335,14 @@ class Database:
             raise StorageError(
                 f"The database {self.path} was written by a newer viagent_jupyter "
                 f"(schema {version}, this one knows {len(MIGRATIONS)}); upgrade the package."
+            )
+        tables = {str(r[0]) for r in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version < 1 or not {"providers", "credentials", "meta"} <= tables:
+            raise StorageError(
+                f"The database {self.path} is another application's SQLite file (no "
+                "viagent_jupyter schema); it was left as it is. Set VIAGENT_HOME to another "
+                "directory, or move the file aside."
             )
 
     def _set_journal_mode(self, wanted: str) -> str:

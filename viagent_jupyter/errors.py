@@ -25,7 +25,7 @@ and what to do about it. No message, ``repr`` or attribute ever carries an API k
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "StorageError",
     "ViagentError",
     "conceal",
+    "known_secrets",
     "one_line",
     "register_secret",
     "scrub",
@@ -62,6 +63,10 @@ _KEY_SHAPES = re.compile(
 # Every key this process has handled (entered, decrypted or read from the environment).
 # ``scrub`` removes them from any text that is about to become a message.
 _KNOWN_SECRETS: set[str] = set()
+# Any run of this many characters of a known key is redacted (a prefix, a suffix, the two
+# halves of a key a provider echoed with "..." inserted).
+PARTIAL_RUN = 8
+_GRAM = PARTIAL_RUN // 2  # every run of PARTIAL_RUN holds one 4-gram at an offset % 4 == 0
 
 
 def register_secret(secret: str | None) -> None:
@@ -70,11 +75,70 @@ def register_secret(secret: str | None) -> None:
         _KNOWN_SECRETS.add(secret)
 
 
+def known_secrets() -> frozenset[str]:
+    """Every key this process has handled so far (for checks that must not pass one on)."""
+    return frozenset(_KNOWN_SECRETS)
+
+
+def _partial_spans(text: str, secret: str) -> Iterator[tuple[int, int]]:
+    """Where ``text`` holds a run of ``PARTIAL_RUN`` or more characters of ``secret``: seeds
+    are the key's aligned 4-grams (found with ``str.find``), each extended both ways."""
+    n = len(secret)
+    for k in range(0, n - _GRAM + 1, _GRAM):
+        gram = secret[k:k + _GRAM]
+        pos = text.find(gram)
+        while pos != -1:
+            left = 0
+            while k - left > 0 and pos - left > 0 and text[pos - left - 1] == secret[k - left - 1]:
+                left += 1
+            right = 0
+            while (k + _GRAM + right < n and pos + _GRAM + right < len(text)
+                   and text[pos + _GRAM + right] == secret[k + _GRAM + right]):
+                right += 1
+            start, end = pos - left, pos + _GRAM + right
+            if end - start >= PARTIAL_RUN and not _word(text[start:end]):
+                yield start, end
+            pos = text.find(gram, pos + 1)
+
+
+def _word(run: str) -> bool:
+    """A run of lowercase letters only ("anthropic", "environment"): in a message that is an
+    ordinary word, not a fragment of a random key (8 random base62 characters are all
+    lowercase letters about once in a thousand)."""
+    return run.isascii() and run.isalpha() and run.islower()
+
+
+def _key_like(secret: str) -> bool:
+    """Partial runs are looked for only in secrets shaped like keys (16+ characters, no
+    whitespace): a run of 8 characters of a random key is the key leaking, while 8 characters
+    of some phrase registered as a secret would blank out ordinary words."""
+    return len(secret) >= 2 * PARTIAL_RUN and not any(c.isspace() for c in secret)
+
+
+def _redact_partials(text: str, secrets: Iterable[str]) -> str:
+    spans = sorted(span for s in secrets if _key_like(s) for span in _partial_spans(text, s))
+    if not spans:
+        return text
+    out: list[str] = []
+    pos = 0
+    for start, end in spans:
+        if end <= pos:
+            continue
+        out += [text[pos:max(start, pos)], "[REDACTED]"] if start >= pos else ["[REDACTED]"]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out).replace("[REDACTED][REDACTED]", "[REDACTED]")
+
+
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove every known or given secret (and anything shaped like a provider key)."""
-    for secret in (*secrets, *_KNOWN_SECRETS):
-        if secret and len(secret) >= 4 and secret in text:
+    """Remove every known or given secret, any run of 8 or more characters of one (a
+    prefix, a suffix, a key with "..." inserted; not a run that is only lowercase letters,
+    which is an ordinary word), and anything shaped like a provider key."""
+    known = {s for s in (*secrets, *_KNOWN_SECRETS) if s and len(s) >= 4}
+    for secret in known:
+        if secret in text:
             text = text.replace(secret, "[REDACTED]")
+    text = _redact_partials(text, known)
     return _KEY_SHAPES.sub("[REDACTED]", text)
 
 

@@ -57,9 +57,12 @@ from ._display import (
     LLMResult,
     StreamDisplay,
     Table,
+    clip,
+    clip_for_display,
     output_class,
+    utf8_size,
 )
-from ._interpolate import interpolate
+from ._interpolate import InterpolationRefused, interpolate
 from ._magic_args import (
     _SUBCOMMANDS,
     PromptArgs,
@@ -76,8 +79,8 @@ if TYPE_CHECKING:
     from .chat import ChatStream
     from .errors import ViagentError
 
-__all__ = ["LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs", "interpolate", "load",
-           "unload"]
+__all__ = ["InterpolationRefused", "LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs",
+           "interpolate", "load", "unload"]
 
 # -- the magics ------------------------------------------------------------------------------
 
@@ -130,6 +133,16 @@ class LLMMagics(Magics):
         True, config=True,
         help="Record every call in the workspace history (%llm log); --no-log skips one call "
              "and VIAGENT_LOG=0 turns it off for the whole process.",
+    )
+    display_max_bytes = Int(
+        4_000_000, config=True,
+        help="Most bytes of an answer shown in the cell's output (the rest is cut with a "
+             "'display truncated' mark; the full text stays in _llm / -o). 0: no cap.",
+    )
+    result_max_bytes = Int(
+        64_000_000, config=True,
+        help="Most bytes of an answer kept in _llm / -o: a longer answer is stopped there "
+             "(its connection closed) and marked. 0: no cap.",
     )
     stop_on_error = Bool(
         False, config=True,
@@ -228,7 +241,11 @@ class LLMMagics(Magics):
             raise UsageError("%%llm needs a prompt: write it in the cell body below the "
                              "%%llm line (or %llm PROMPT on one line).")
         body = body.strip("\r\n").rstrip()  # surrounding blank lines are not the prompt
-        prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
+        try:
+            prompt = interpolate(body, self._ip.user_ns) if args.interpolate else body
+        except InterpolationRefused as exc:
+            raise UsageError(f"Not sent: {exc} (--no-interpolate sends braces as written)") \
+                from None
         fmt = args.format or self.default_format
         if args.targets:
             return self._compare(args, prompt, fmt)
@@ -276,18 +293,28 @@ class LLMMagics(Magics):
         from .errors import ViagentError
 
         make = output_class(fmt)
+        display_cap = self.display_max_bytes if self.display_max_bytes > 0 else None
+        result_cap = self.result_max_bytes if self.result_max_bytes > 0 else None
 
         def render(text: str) -> Bundle:
             footer = Footer(label, stream.model, elapsed=stream.elapsed, status="streaming")
-            return make(text, footer, final=False)._repr_mimebundle_()
+            return make(clip_for_display(text, display_cap), footer,
+                        final=False)._repr_mimebundle_()
 
         view = StreamDisplay(self._publish, render, interval=self.update_interval,
                              bytes_per_second=self.update_bytes_per_second) if live else None
         error: ViagentError | None = None
+        size = 0
+        truncated_at: int | None = None
         try:
             if view is not None:
                 view.start()
             for delta in stream:
+                size += utf8_size(delta)
+                if result_cap is not None and size > result_cap:
+                    truncated_at = result_cap
+                    stream.close()  # stop the answer (and its memory) at the cap
+                    break
                 if view is not None:
                     view.add(delta)
         except KeyboardInterrupt:
@@ -296,10 +323,14 @@ class LLMMagics(Magics):
             stream.close()
         except ViagentError as exc:
             error = exc
+        text = stream.text
+        if truncated_at is not None:
+            text = clip(text, truncated_at)[0]
         result = LLMResult(
-            text=stream.text, provider=stream.provider, model=stream.model, label=label,
+            text=text, provider=stream.provider, model=stream.model, label=label,
             format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
-            elapsed=stream.elapsed, error=error,
+            elapsed=stream.elapsed, error=error, display_max_bytes=display_cap,
+            truncated_at=truncated_at,
         )
         bundle = result._repr_mimebundle_()
         if view is not None:
@@ -319,6 +350,9 @@ class LLMMagics(Magics):
         comparison = Comparison(ws, prompt, targets, system=args.system,
                                 temperature=args.temperature, max_tokens=args.max_tokens,
                                 source="magic", log=self.log and args.log)
+        for column in comparison.columns:  # each column's display is capped like one answer
+            column.display_max_bytes = self.display_max_bytes if self.display_max_bytes > 0 \
+                else None
         live = args.stream and self._can_update()
         view = StreamDisplay(self._publish, lambda _text: comparison.bundle(fmt),
                              interval=self.update_interval,
@@ -513,8 +547,11 @@ class LLMMagics(Magics):
             return
         cfg = ws.providers.set_key(cfg.id, secret, persist=not session)
         del secret
-        where = "held for this session only" if session else "stored encrypted"
-        print(f"Key for '{cfg.id}' {where} ({cfg.api_key_hint}).")
+        if session:
+            print(f"Key for '{cfg.id}' held for this session only ({cfg.api_key_hint}).")
+        else:
+            print(f"Key for '{cfg.id}' stored encrypted ({cfg.api_key_hint}); the master key "
+                  f"is in {ws.vault.location()}.")
 
     def _cmd_reset(self, argv: list[str]) -> None:
         if len(argv) > 1:

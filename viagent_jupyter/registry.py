@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
+from ._settings import MODELS_TTL_S
 from .errors import ProviderError, StorageError, ViagentError
 from .schema import ModelInfo
 
@@ -34,7 +34,6 @@ __all__ = ["ModelList", "ModelRegistry", "StaleModelListWarning"]
 
 log = logging.getLogger("viagent_jupyter.registry")
 
-DEFAULT_TTL_S = 3600.0
 MAX_PAGES = 100
 MODELS_DEADLINE_S = 120.0  # one page of a model list, retries included
 
@@ -111,7 +110,8 @@ class ModelRegistry:
 
     ``providers`` looks up configs and keys; ``http`` returns the pooled client to fetch with
     (called when a fetch needs it, so the client is made on first use); ``policy`` is the
-    administrator's (admin.py): its providers, the models it allows, its prices."""
+    administrator's (admin.py): its providers, the models it allows, its prices. ``ttl``:
+    seconds a cached list is used (the Workspace passes ``$VIAGENT_MODELS_TTL``, checked)."""
 
     def __init__(self, db: Database, providers: ProviderLookup,
                  http: Callable[[], httpx.Client], ttl: float | None = None,
@@ -120,8 +120,7 @@ class ModelRegistry:
         self._providers = providers
         self._http = http
         self._policy = policy
-        env = os.environ.get("VIAGENT_MODELS_TTL")
-        self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL_S
+        self.ttl = ttl if ttl is not None else MODELS_TTL_S
         # provider id -> (fetched_at, models, by id): parsed once per stored version
         self._memory: dict[str, tuple[float, list[ModelInfo], dict[str, ModelInfo]]] = {}
 

@@ -80,7 +80,17 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Headers that carry credentials belong in the vault, never in the plain config.
 _SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie",
+     "x-auth-token", "x-access-token", "x-csrf-token", "x-amz-security-token", "set-cookie"}
+)
+_SECRET_HEADER_PARTS = re.compile(
+    r"(^|-)(token|secret|key|password|passwd|auth|authorization|credentials?|session|cookie)"
+    r"(-|$)"
+)
+# Headers that control the HTTP message itself: the client sets them, a config never does.
+_TRANSPORT_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+     "trailer", "upgrade", "expect", "proxy-connection", "content-encoding"}
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 
@@ -127,6 +137,7 @@ class ProviderConfig(BaseModel):
     # set by the administrator's layer (admin.py), never stored with a user's provider
     managed: bool = False
     managed_by: str | None = None
+    key_notice: str | None = None  # why a stored key was cleared (its origin/type changed)
 
     @field_validator("id")
     @classmethod
@@ -183,9 +194,13 @@ class ProviderConfig(BaseModel):
         for name, value in v.items():
             if not _HEADER_NAME.match(name):
                 raise ValueError(f"{name[:40]!r} is not a valid header name")
-            if name.lower() in _SECRET_HEADERS:
+            lower = name.lower()
+            if lower in _TRANSPORT_HEADERS:
+                raise ValueError(f"{name!r} is set by the HTTP client and cannot be configured")
+            if lower in _SECRET_HEADERS or _SECRET_HEADER_PARTS.search(lower):
                 raise ValueError(
-                    f"{name!r} carries a credential; set it as api_key so it is encrypted"
+                    f"{name!r} looks like it carries a credential; set it as api_key so it is "
+                    "encrypted (extra headers are stored in clear)"
                 )
             if "\n" in value or "\r" in value or len(value) > 4000:
                 raise ValueError(f"the value of {name!r} must be one line under 4000 characters")

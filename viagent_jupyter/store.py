@@ -33,7 +33,7 @@ from .errors import (
     register_secret,
 )
 from .schema import ENV_KEYS, ModelSettings, ProviderConfig, validation_error
-from .vault import CredentialVault, key_hint, origin_of
+from .vault import CredentialVault, KeyBinding, key_hint
 
 __all__ = ["ProviderStore"]
 
@@ -42,7 +42,7 @@ log = logging.getLogger("viagent_jupyter.store")
 _UNSET: Any = object()
 # Fields the store computes; a caller cannot set them.
 _COMPUTED = frozenset({"created_at", "updated_at", "version", "has_api_key", "api_key_hint",
-                       "key_source", "managed", "managed_by"})
+                       "key_source", "key_notice", "managed", "managed_by"})
 # computed per load, never written to a row (managed*: the administrator's layer, admin.py)
 _KEY_FIELDS = ("has_api_key", "api_key_hint", "key_source", "managed", "managed_by")
 _NEEDS_KEY = frozenset({"openai", "anthropic", "gemini", "openrouter"})
@@ -58,6 +58,11 @@ def _name_from_id(pid: Any) -> str:
     itself, so its error alone is reported, not a second one about a name nobody typed (the
     stand-in never reaches a row: the id fails validation first)."""
     return pid if isinstance(pid, str) and 1 <= len(pid.strip()) <= 200 else "-"
+
+
+def _binding(cfg: ProviderConfig) -> KeyBinding:
+    """What a stored key of ``cfg`` is bound to (its AES-GCM associated data)."""
+    return KeyBinding.of(cfg.provider_type, cfg.endpoint, cfg.headers)
 
 
 class ProviderStore(HasTraits):
@@ -249,7 +254,7 @@ class ProviderStore(HasTraits):
                 conn.execute("DELETE FROM credentials WHERE provider_id = ?", (cfg.id,))
                 conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (cfg.id,))
                 if key is not None and persist_key:
-                    row = self._vault.encrypt_row(cfg.id, origin_of(cfg.endpoint), key)
+                    row = self._vault.encrypt_row(cfg.id, _binding(cfg), key)
                     self._vault.write_row(conn, cfg.id, row)
                 self._db.bump(conn, "providers_rev")
             self._vault.forget_session(cfg.id)
@@ -280,10 +285,16 @@ class ProviderStore(HasTraits):
         expected_version: int | None = None,
         api_key: str | Secret | None = _UNSET,
         persist_key: bool = True,
+        rebind_key: bool = False,
         **fields: Any,
     ) -> ProviderConfig:
         """Change some fields. ``settings`` merges (a ``None`` value resets that setting);
-        ``api_key=None`` removes the key; ``expected_version`` guards against stale writes."""
+        ``api_key=None`` removes the key; ``expected_version`` guards against stale writes.
+
+        A key goes only to the origin it was entered for: when the base URL's origin or the
+        provider type changes, the stored (and session) key is cleared, and ``key_notice``
+        says so, unless the key is given again (``api_key=...``) or ``rebind_key=True``
+        explicitly re-binds the stored key to the new origin."""
         api_key = conceal(api_key)  # masked in this frame's locals (tracebacks) from here on
         if "id" in fields and fields["id"] != id:
             raise ConfigValidationError(
@@ -332,41 +343,65 @@ class ProviderStore(HasTraits):
                     merged["settings"] = settings
                 merged["version"] = version + 1
                 merged["updated_at"] = _now()
+                if api_key is not _UNSET:
+                    merged.pop("key_notice", None)  # a key given (or removed) answers it
                 cfg = self._validate_loaded(merged)
                 try:
-                    old_origin: str | None = origin_of(ProviderConfig.model_validate(
-                        {**current, "version": version}).endpoint)
+                    old: KeyBinding | None = _binding(ProviderConfig.model_validate(
+                        {**current, "version": version}))
                 except (ValueError, ValidationError):  # a damaged row this update repairs
-                    old_origin = None
-                new_origin = origin_of(cfg.endpoint)
+                    old = None
+                new = _binding(cfg)
+                moved = old is not None and (old.origin, old.provider_type) != \
+                    (new.origin, new.provider_type)
+                has_row = conn.execute("SELECT 1 FROM credentials WHERE provider_id = ?",
+                                       (id,)).fetchone() is not None
+                held = has_row or self._vault.session_key(id) is not None
+                if moved and key is None and api_key is _UNSET and held and not rebind_key:
+                    assert old is not None
+                    what = (f"its type changed ({old.provider_type} → {new.provider_type})"
+                            if old.provider_type != new.provider_type else
+                            f"its origin changed ({old.origin} → {new.origin})")
+                    cfg = self._validate_loaded({**merged, "key_notice": (
+                        f"The key was cleared because {what}; enter it again for the new "
+                        "server (a key is only sent where it was entered).")})
                 conn.execute(
                     "UPDATE providers SET data = ?, version = ? WHERE id = ?",
                     (self._row_data(cfg), version + 1, id),
                 )
+                forget = api_key is None or (key is not None and persist_key)
                 if api_key is None:
                     conn.execute("DELETE FROM credentials WHERE provider_id = ?", (id,))
                 elif key is not None and persist_key:
-                    self._vault.write_row(conn, id, self._vault.encrypt_row(id, new_origin, key))
-                elif old_origin is not None and new_origin != old_origin:
-                    self._rebind_key(conn, id, old_origin, new_origin)
+                    self._vault.write_row(conn, id, self._vault.encrypt_row(id, new, key))
+                elif has_row and old is not None and old != new and (rebind_key or not moved):
+                    self._rebind_key(conn, id, old, new, strict=rebind_key)
+                elif has_row and moved:
+                    conn.execute("DELETE FROM credentials WHERE provider_id = ?", (id,))
+                if moved and key is None and not rebind_key:
+                    forget = True  # a session key was entered for the old origin too
                 if cfg.provider_type != current.get("provider_type"):
                     conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (id,))
                 self._db.bump(conn, "providers_rev")
-            if api_key is None or (key is not None and persist_key):
+            if forget:
                 self._vault.forget_session(id)
             if key is not None and not persist_key:
                 self._vault.set_session(id, key)
             return self._after_write(cfg)
 
-    def _rebind_key(self, conn: Any, id: str, old_origin: str, new_origin: str) -> None:
-        """The user moved a provider to another origin through the API: re-encrypt its key
-        for the new origin (a base URL edited outside the API still fails to decrypt)."""
+    def _rebind_key(self, conn: Any, id: str, old: KeyBinding, new: KeyBinding, *,
+                    strict: bool) -> None:
+        """Re-encrypt the stored key for its new binding: extra headers changed through the
+        API, or the caller asked for it explicitly (``rebind_key=True``) when the origin or
+        type changed. Something edited outside the API still fails to decrypt."""
         try:
-            old = conceal(self._vault.decrypt(id, old_origin))
+            key = conceal(self._vault.decrypt(id, old))
         except CredentialError:
+            if strict:
+                raise
             return
-        if old is not None:
-            self._vault.write_row(conn, id, self._vault.encrypt_row(id, new_origin, old))
+        if key is not None:
+            self._vault.write_row(conn, id, self._vault.encrypt_row(id, new, key))
 
     @staticmethod
     def _validate_partial(fields: Mapping[str, Any]) -> None:
@@ -473,7 +508,7 @@ class ProviderStore(HasTraits):
         session = self._vault.session_key(id)
         if session is not None:
             return session, "session"
-        stored = self._vault.decrypt(id, origin_of(cfg.endpoint))
+        stored = self._vault.decrypt(id, _binding(cfg))
         if stored is not None:
             return stored, "stored"
         for var in ENV_KEYS.get(cfg.provider_type, ()):

@@ -11,7 +11,7 @@ import { renderProviderList } from "./panel/provider_list.js";
 
 const TEST_TIMEOUT_MS = 120000;
 /** The synced traits this view reads: the same names as ConfigPanel's in Python. */
-export const TRAITS = ["providers", "selected", "schema", "models", "models_provider", "models_status", "busy", "last_error"];
+export const TRAITS = ["providers", "selected", "schema", "models", "models_provider", "models_status", "busy", "last_error", "vault_location"];
 const MODEL_TRAITS = ["models", "models_provider", "models_status", "last_error"];
 
 export class PanelView {
@@ -34,8 +34,11 @@ export class PanelView {
       h("div", { class: "vj-header" },
         h("span", { class: "vj-title", role: "heading", "aria-level": "3", text: "LLM providers" }),
         this.addButton),
-      this.listEl, this.editorEl);
+      this.listEl, this.editorEl,
+      this.vaultEl = h("div", { class: "vj-vault-location", text: model.get("vault_location") || "" }));
     el.append(this.root);
+    this.onVault = () => { this.vaultEl.textContent = model.get("vault_location") || ""; };
+    model.on("change:vault_location", this.onVault);
 
     this.onProviders = () => {
       this.renderList();
@@ -218,6 +221,7 @@ export class PanelView {
     this.model.off("change:providers", this.onProviders);
     this.model.off("change:selected", this.onSelected);
     this.model.off("change:busy", this.onBusy);
+    this.model.off("change:vault_location", this.onVault);
     for (const name of MODEL_TRAITS) this.model.off(`change:${name}`, this.onModels);
     this.rpc.dispose();
     this.root.remove();

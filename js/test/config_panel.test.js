@@ -146,7 +146,8 @@ describe("add form", () => {
     submit();
     const sent = model.sentOps("create");
     expect(sent).toHaveLength(1);
-    expect(sent[0].api_key).toBe(KEY);
+    expect(sent[0].api_key).toBeUndefined(); // never in the JSON the kernel may log
+    expect(model.keyOf(sent[0])).toBe(KEY); // only in the binary buffer
     expect(sent[0].fields).toMatchObject({ id: "Bad Id", name: "Mine", provider_type: "openai" });
     expect(JSON.stringify(sent[0].fields)).not.toContain(KEY);
     await settle();
@@ -157,7 +158,8 @@ describe("add form", () => {
     expect(key.value).toBe(KEY);
     expect(field("api_key").querySelector(".vj-field-error").textContent).toBe("");
     // the key went out in that one message only, and never into model state
-    expect(model.sent.filter((m) => JSON.stringify(m).includes(KEY))).toHaveLength(1);
+    expect(model.sent.filter((m) => JSON.stringify(m).includes(KEY))).toHaveLength(0);
+    expect(model.sentBuffers.filter((b) => b.includes(KEY))).toHaveLength(1);
     expect(model.setCalls).toEqual([]);
     expect(el.innerHTML).not.toContain(KEY);
     // fixed, saved: the key leaves once more and the box is emptied
@@ -165,7 +167,8 @@ describe("add form", () => {
     type(input("id"), "good");
     submit();
     await settle();
-    expect(model.sentOps("create")[1].api_key).toBe(KEY);
+    expect(model.sentOps("create")[1].api_key).toBeUndefined();
+    expect(model.keyOf(model.sentOps("create")[1])).toBe(KEY);
     expect(key.value).toBe("");
   });
 
@@ -270,7 +273,9 @@ describe("edit form", () => {
     model.handler = (msg) => (msg.op === "update" ? { ok: true, result: { provider: "oa", version: 2 } } : null);
     submit();
     const [sent] = model.sentOps("update");
-    expect(sent).toMatchObject({ api_key: KEY, persist_key: false, fields: {} });
+    expect(sent).toMatchObject({ persist_key: false, fields: {} });
+    expect(sent.api_key).toBeUndefined();
+    expect(model.keyOf(sent)).toBe(KEY);
     await settle();
     expect(input("api_key").value).toBe(""); // saved: gone from the page
     expect($(".vj-form-status").textContent).toBe("Saved (key kept for this session).");

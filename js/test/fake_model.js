@@ -41,8 +41,9 @@ export class FakeModel {
     for (const name of Object.keys(patch)) this.emit(`change:${name}`);
   }
 
-  send(msg) {
+  send(msg, _callbacks, buffers) {
     this.sent.push(structuredClone(msg));
+    (this.sentBuffers ||= []).push(buffers ? buffers.map((b) => new TextDecoder().decode(b)) : []);
     if (this.handler) {
       const answer = this.handler(msg, this);
       if (answer) Promise.resolve().then(() => this.reply(msg.id, answer));
@@ -53,6 +54,9 @@ export class FakeModel {
   reply(id, answer) { this.emit("msg:custom", { type: "reply", id, ...answer }); }
 
   sentOps(op) { return this.sent.filter((m) => m.op === op); }
+
+  /** The key a sent request carried in its binary buffer (decoded), or undefined. */
+  keyOf(msg) { return (this.sentBuffers || [])[this.sent.findIndex((m) => m.id === msg.id)]?.[0]; }
 }
 
 export const SCHEMA = {

@@ -467,6 +467,19 @@ def parse_json(payload: bytes) -> Any:
     return obj
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(deltas: list[str]) -> list[str]:
+    """Text deltas that UTF-8 can encode: a JSON ``"\\ud800"`` escape decodes to a lone
+    surrogate, which would break every later step (display, storage, the next request);
+    each one becomes U+FFFD. (A valid escaped pair was already joined by the JSON decoder.)"""
+    for i, delta in enumerate(deltas):
+        if not delta.isascii() and _SURROGATE.search(delta):
+            deltas[i] = _SURROGATE.sub("\ufffd", delta)
+    return deltas
+
+
 def set_finish(state: StreamState, raw: Any, table: Mapping[Any, str]) -> None:
     """Record a (non-null) finish reason: normalised via ``table``, unknown → ``other``."""
     state.raw_finish_reason = raw if isinstance(raw, str) else str(raw)
@@ -516,7 +529,7 @@ class BaseParser:
             self._error = exc  # sticky: a later feed() or close() says the same
             if not out:
                 raise
-        return out
+        return encodable(out)
 
     def close(self) -> list[str]:
         if self._error is not None:
@@ -530,7 +543,7 @@ class BaseParser:
             raise self.truncated() from exc  # a cut-off last event is truncation
         if not self.state.done:
             raise self.truncated()
-        return out
+        return encodable(out)
 
     def truncated(self) -> ProviderResponseError:
         return ProviderResponseError(

@@ -50,6 +50,7 @@ import errno
 import ipaddress
 import logging
 import random
+import re
 import socket
 import ssl
 import sys
@@ -136,11 +137,31 @@ def user_agent() -> str:
     return f"viagent-jupyter/{version or '0'}"
 
 
+class _Client(httpx.Client):
+    """Never an environment proxy for loopback: a key to a local server must not travel in
+    clear text to (or through) a proxy. Other hosts follow ``HTTP(S)_PROXY``/``NO_PROXY``."""
+
+    def _transport_for_url(self, url: httpx.URL) -> httpx.BaseTransport:
+        if is_loopback(url.host):
+            return self._transport
+        return super()._transport_for_url(url)
+
+
+class _AsyncClient(httpx.AsyncClient):
+    """The async twin of :class:`_Client`."""
+
+    def _transport_for_url(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        if is_loopback(url.host):
+            return self._transport
+        return super()._transport_for_url(url)
+
+
 def make_client(*, transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """A pooled client: no redirects followed, proxies and CA bundle from the environment
-    (``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``...), our User-Agent. Timeouts are set
-    per request by :func:`stream`."""
-    return httpx.Client(
+    (``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``...) except that loopback hosts
+    (127.0.0.0/8, ``localhost``, ``[::1]``) never go through a proxy; our User-Agent.
+    Timeouts are set per request by :func:`stream`."""
+    return _Client(
         follow_redirects=False,
         trust_env=True,
         limits=_LIMITS,
@@ -152,7 +173,7 @@ def make_client(*, transport: httpx.BaseTransport | None = None) -> httpx.Client
 
 def make_async_client(*, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The async twin of :func:`make_client`."""
-    return httpx.AsyncClient(
+    return _AsyncClient(
         follow_redirects=False,
         trust_env=True,
         limits=_LIMITS,
@@ -187,6 +208,22 @@ def is_loopback(host: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.is_loopback
     return ip.is_loopback
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable_json(value: object) -> object:
+    """``value`` with every lone surrogate (which UTF-8 cannot encode: a prompt built from
+    ``"\\ud800"`` text) replaced by U+FFFD; unchanged objects are returned as they are."""
+    if isinstance(value, str):
+        return value if value.isascii() or not _SURROGATE.search(value) else \
+            _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {k: encodable_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable_json(v) for v in value]
+    return value
 
 
 def carries_key(headers: Mapping[str, str], url: httpx.URL) -> bool:
@@ -461,7 +498,8 @@ class _Call:
         log.debug("%s %s: attempt %d/%d", self.request.method, self.log_url, self.retries + 1,
                   self.max_retries + 1)
         return client.build_request(self.request.method, self.url, headers=self.request.headers,
-                                    json=self.request.json, timeout=self.timeouts())
+                                    json=encodable_json(self.request.json),
+                                    timeout=self.timeouts())
 
     def accept(self, response: httpx.Response) -> bool:
         """Log the answer; ``True`` when it is a 2xx to stream."""

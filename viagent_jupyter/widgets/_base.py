@@ -79,6 +79,18 @@ def error_payload(exc: BaseException, secrets: Sequence[str | None] = ()) -> dic
 Handler = Callable[[dict[str, Any]], None]
 
 
+def _key_from_buffers(buffers: Any) -> str | None:
+    """The key a front end sent as the first binary buffer of a request (UTF-8), if any."""
+    if not buffers:
+        return None
+    first = buffers[0]
+    try:
+        raw = first.tobytes() if isinstance(first, memoryview) else bytes(first)
+        return raw.decode("utf-8")
+    except (TypeError, ValueError):
+        return "\ufffd"  # undecodable: rejected by the key check, never echoed
+
+
 class ViewWidget(anywidget.AnyWidget):
     """Base of the viagent widgets: observe workspace traits, answer front-end requests."""
 
@@ -146,11 +158,24 @@ class ViewWidget(anywidget.AnyWidget):
                       sorted(sync_data))
 
     # -- requests -------------------------------------------------------------------------------
-    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom_msg(self, _widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("op"), str):
             return
         rid = content.get("id")
-        secrets = [content.get("api_key") if isinstance(content.get("api_key"), str) else None]
+        if "api_key" in content:
+            # The JSON content of a comm message is logged at DEBUG by the kernel (ipykernel's
+            # dispatch, the comm layer) before any code of ours runs: a key is accepted only
+            # in the message's binary buffer, which no layer logs.
+            self._reply(rid, error=ConfigValidationError(
+                "Invalid request: the key must travel in the message's binary buffer, not in "
+                "its JSON content (which the kernel may log); reload the page.",
+                [{"field": "api_key", "message": "must be sent as a binary buffer"}]))
+            return
+        content = dict(content)
+        key = _key_from_buffers(buffers)
+        if key is not None:
+            content["api_key"] = key
+        secrets = [key]
         try:
             self._handle_request(content["op"], rid, content)
         except Exception as exc:  # every request gets an answer, never a traceback

@@ -151,6 +151,8 @@ class ConfigPanel(ViewWidget):
         sync=True)
     busy = List(Unicode(), help="Requests in flight: 'models:ID', 'test:ID'.").tag(sync=True)
     last_error = Unicode("", help="The last background failure, one line.").tag(sync=True)
+    vault_location = Unicode("", help="Where the vault's master key lives (no secret).").tag(
+        sync=True)
 
     def __init__(self, ws: Workspace | None = None, **kwargs: Any) -> None:
         super().__init__(ws, schema=form_schema(), **kwargs)
@@ -163,6 +165,8 @@ class ConfigPanel(ViewWidget):
         with self.hold_sync():
             self.providers = list(store.providers)
             self.selected = store.selected
+            self.vault_location = "Stored keys are encrypted; the master key is in " + \
+                self._ws.vault.location() + "."
             if self.models_provider is not None and \
                     all(p["id"] != self.models_provider for p in store.providers):
                 self.models, self.models_provider, self.models_status = [], None, {}

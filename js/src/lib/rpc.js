@@ -32,7 +32,8 @@ export function createRpc(model, { timeoutMs = 30000 } = {}) {
    * ok=false, including "no answer" after the timeout).
    * @param {string} op
    * @param {Record<string, any>} [payload]
-   * @param {{timeoutMs?: number}} [opts]
+   * @param {{timeoutMs?: number, buffers?: ArrayBufferView[]}} [opts] buffers: binary
+   *   parts of the message (a key travels there: the kernel never logs them)
    * @returns {Promise<{ok: boolean, result?: any, error?: {code: string, message: string},
    *   errors?: {field: string, message: string}[]}>}
    */
@@ -53,7 +54,7 @@ export function createRpc(model, { timeoutMs = 30000 } = {}) {
         });
       }, ms);
       pending.set(id, { resolve, timer });
-      model.send({ ...payload, id, op });
+      model.send({ ...payload, id, op }, undefined, opts.buffers);
     });
   }
 

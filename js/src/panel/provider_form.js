@@ -385,12 +385,13 @@ export class ProviderForm {
         return;
       }
     }
-    if (key) payload.api_key = key; // the key leaves in this one message, nowhere else
+    // the key leaves in this one message, nowhere else: in its binary buffer, never its JSON
+    // (which the kernel may log at DEBUG)
+    const buffers = key ? [new TextEncoder().encode(key)] : undefined;
     this.saving = true;
     this.saveButton.disabled = true;
     replaceChildren(this.statusEl, spinner("Saving…"));
-    const sent = this.request(op, payload);
-    delete payload.api_key;
+    const sent = this.request(op, payload, { buffers });
     const reply = this.mode === "edit" ? await this.ownWrite(sent) : await sent;
     this.saving = false;
     this.saveButton.disabled = false;
