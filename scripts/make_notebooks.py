@@ -327,7 +327,8 @@ def providers() -> list[Cell]:
         """),
         md("""
         The next request uses the change. Settings resolve as call arguments, then the
-        provider's settings, then the defaults (temperature 0.7).
+        provider's settings; a setting left unset is not sent at all (the provider's own
+        default applies).
         """),
         code("""
         print(ws.chat("Which temperature?", provider="ex-openai").wait().text)

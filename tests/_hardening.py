@@ -124,8 +124,9 @@ class StreamSpec:
         if self.protocol == "anthropic":
             cache = {k: v for k, v in (("cached_input_tokens", b), ("cache_write_tokens", a)) if v}
             return {"prompt_tokens": p + a + b, "completion_tokens": c, **cache}
-        if self.protocol == "gemini":
-            return {"prompt_tokens": p, "completion_tokens": c + a, "total_tokens": p + c + a}
+        if self.protocol == "gemini":  # a = thoughtsTokenCount: also the reasoning tokens
+            return {"prompt_tokens": p, "completion_tokens": c + a, "total_tokens": p + c + a,
+                    "reasoning_tokens": a}
         return {"prompt_tokens": p, "completion_tokens": c}
 
     def expected_finish(self) -> str:

@@ -55,5 +55,5 @@ def test_cancelled_answer_keeps_the_usage_reported_so_far(
     else:  # reported only at the end: unknown, and said so
         assert result.usage.prompt_tokens is None and result.usage.completion_tokens is None
         assert rec.prompt_tokens == 0 and rec.completion_tokens == 0
-        assert "tokens —" in final
+        assert "— tokens" in final
     assert "cancelled" in final

@@ -167,11 +167,11 @@ class Footer:
     def parts(self) -> list[str]:
         out = [self.label, self.model]
         if self.prompt_tokens is not None or self.completion_tokens is not None:
-            p = "?" if self.prompt_tokens is None else str(self.prompt_tokens)
-            c = "?" if self.completion_tokens is None else str(self.completion_tokens)
+            p = "—" if self.prompt_tokens is None else str(self.prompt_tokens)
+            c = "—" if self.completion_tokens is None else str(self.completion_tokens)
             out.append(f"{p}/{c} tokens")
-        elif self.status == "cancelled":
-            out.append("tokens —")  # stopped before the provider reported any: unknown
+        elif self.status != "streaming":
+            out.append("— tokens")  # not reported: unknown, never 0
         if self.cost is not None:
             out.append(_money(self.cost))
         if self.elapsed is not None:
@@ -207,15 +207,38 @@ def _join_plain(*parts: str | None) -> str:
     return "\n".join(p for p in parts if p)
 
 
+THINKING = "Thinking…"
+
+
+def thinking_plain(reasoning: str) -> str | None:
+    """The model's reasoning as text, marked off above the answer (``None`` when empty)."""
+    if not reasoning:
+        return None
+    return _join_plain(f"[{THINKING}]", reasoning.rstrip("\n"), f"[/{THINKING}]")
+
+
+def thinking_html(reasoning: str) -> str:
+    """The reasoning in a collapsed ``<details>`` above the answer, sanitised like the
+    answer (Markdown with raw HTML disabled, then nh3)."""
+    if not reasoning:
+        return ""
+    return (f'<details class="viagent-llm-thinking" style="{_CSS_THINKING}">'
+            f"<summary>{_esc(THINKING)}</summary>{render_markdown(reasoning)}</details>")
+
+
+_CSS_THINKING = "margin:0 0 .4em 0;color:#666;font-size:90%"
+
+
 class _Output:
     """An answer in one format. ``final`` False while streaming (code/JSON not extracted)."""
 
     def __init__(self, text: str, footer: Footer | None = None, error: str | None = None,
-                 final: bool = True) -> None:
+                 final: bool = True, reasoning: str = "") -> None:
         self.text = text
         self.footer = footer
         self.error = error  # one line, already free of secrets
         self.final = final
+        self.reasoning = reasoning  # shown above the answer, collapsed
 
     def _tail_plain(self) -> str:
         return _join_plain(f"LLM error: {self.error}" if self.error else None,
@@ -235,8 +258,10 @@ class MarkdownOutput(_Output):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
         body = render_markdown(self.text) if self.text else ""
         return {
-            "text/plain": _join_plain(self.text, self._tail_plain()),
-            "text/html": f'<div class="viagent-llm" style="{_CSS_BOX}">{body}</div>'
+            "text/plain": _join_plain(thinking_plain(self.reasoning), self.text,
+                                      self._tail_plain()),
+            "text/html": thinking_html(self.reasoning)
+                         + f'<div class="viagent-llm" style="{_CSS_BOX}">{body}</div>'
                          + self._tail_html(),
         }
 
@@ -245,7 +270,8 @@ class TextOutput(_Output):
     """Plain text only."""
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
-        return {"text/plain": _join_plain(self.text, self._tail_plain())}
+        return {"text/plain": _join_plain(thinking_plain(self.reasoning), self.text,
+                                          self._tail_plain())}
 
 
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)",
@@ -268,8 +294,9 @@ class CodeOutput(_Output):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
         code = self.code
         return {
-            "text/plain": _join_plain(code, self._tail_plain()),
-            "text/html": f'<pre class="viagent-llm-code"><code>{_esc(code)}</code></pre>'
+            "text/plain": _join_plain(thinking_plain(self.reasoning), code, self._tail_plain()),
+            "text/html": thinking_html(self.reasoning)
+                         + f'<pre class="viagent-llm-code"><code>{_esc(code)}</code></pre>'
                          + self._tail_html(),
         }
 
@@ -293,8 +320,8 @@ class JSONOutput(_Output):
     """Validated JSON: application/json + text/plain; invalid JSON is text plus a warning."""
 
     def __init__(self, text: str, footer: Footer | None = None, error: str | None = None,
-                 final: bool = True) -> None:
-        super().__init__(text, footer, error, final)
+                 final: bool = True, reasoning: str = "") -> None:
+        super().__init__(text, footer, error, final, reasoning)
         self.data: Any = None
         self.warning: str | None = None
         self.valid = False
@@ -303,11 +330,12 @@ class JSONOutput(_Output):
             self.valid = self.warning is None
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
+        thinking = thinking_plain(self.reasoning)
         if not self.valid:
-            return {"text/plain": _join_plain(self.text, f"Warning: {self.warning}"
+            return {"text/plain": _join_plain(thinking, self.text, f"Warning: {self.warning}"
                                               if self.warning else None, self._tail_plain())}
         pretty = json.dumps(self.data, indent=2, ensure_ascii=False)
-        bundle: Bundle = {"text/plain": _join_plain(pretty, self._tail_plain())}
+        bundle: Bundle = {"text/plain": _join_plain(thinking, pretty, self._tail_plain())}
         if isinstance(self.data, (dict, list)):
             bundle["application/json"] = self.data
         return bundle
@@ -419,8 +447,9 @@ class LLMResult:
                  cost: float | None = None, finish_reason: str | None = None,
                  elapsed: float | None = None, error: ViagentError | None = None,
                  prompt: str | None = None, display_max_bytes: int | None = None,
-                 truncated_at: int | None = None) -> None:
+                 truncated_at: int | None = None, reasoning: str = "") -> None:
         self.text = text
+        self.reasoning = reasoning
         #: what the display shows at most (``c.LLMMagics.display_max_bytes``)
         self.display_max_bytes = display_max_bytes
         #: set when the answer outgrew ``c.LLMMagics.result_max_bytes`` and was stopped there
@@ -463,7 +492,9 @@ class LLMResult:
         if self.truncated_at is not None:
             text += (f"\n\n[… the answer was stopped at {_mb(self.truncated_at)} "
                      "(c.LLMMagics.result_max_bytes) …]")
-        return output_class(self.format)(text, self.footer, error, final=True)
+        return output_class(self.format)(
+            text, self.footer, error, final=True,
+            reasoning=clip_for_display(self.reasoning, self.display_max_bytes))
 
     def __str__(self) -> str:
         return self.text
@@ -515,6 +546,8 @@ class StreamDisplay:
         self._clock = clock
         self._text = ""
         self._pending: list[str] = []
+        self._reasoning = ""
+        self._reasoning_pending: list[str] = []
         self._next_at = 0.0
         self._shown = False
         self.updates = 0
@@ -526,6 +559,14 @@ class StreamDisplay:
             self._text += "".join(self._pending)
             self._pending = []
         return self._text
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning shown so far (the render function reads it)."""
+        if self._reasoning_pending:
+            self._reasoning += "".join(self._reasoning_pending)
+            self._reasoning_pending = []
+        return self._reasoning
 
     def _send(self, bundle: Bundle) -> None:
         size = bundle_size(bundle)
@@ -547,7 +588,14 @@ class StreamDisplay:
         if self._clock() >= self._next_at:
             self._send(self._render(self.text))
 
+    def add_reasoning(self, delta: str) -> None:
+        """Reasoning arrives like text, coalesced the same way (one update for both)."""
+        self._reasoning_pending.append(delta)
+        if self._clock() >= self._next_at:
+            self._send(self._render(self.text))
+
     def finish(self, bundle: Bundle) -> None:
         """Publish the final state (always)."""
         self._pending = []
+        self._reasoning_pending = []
         self._send(bundle)

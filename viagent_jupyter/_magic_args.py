@@ -71,6 +71,7 @@ class PromptArgs:
     model: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    reasoning: str | None = None
     system: str | None = None
     format: str | None = None  # None: c.LLMMagics.default_format
     insert: bool = False
@@ -146,6 +147,10 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 _HELP_WIDTH = 92
 
 
+# schema.REASONING_LEVELS, written out: loading the extension must not import pydantic
+_REASONING_LEVELS = ("none", "minimal", "low", "medium", "high")
+
+
 def _prompt_parser() -> _Parser:
     p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False,
                 description="Chat with an LLM provider. The cell body is the prompt.",
@@ -160,6 +165,9 @@ def _prompt_parser() -> _Parser:
                    help="sampling temperature, 0-2")
     p.add_argument("--max-tokens", type=_positive_int, metavar="N",
                    help="cap on the answer's length in tokens")
+    p.add_argument("-r", "--reasoning", choices=_REASONING_LEVELS, metavar="LEVEL",
+                   help=f"how hard the model thinks: {', '.join(_REASONING_LEVELS)}; its "
+                        "reasoning shows in a collapsed 'Thinking…' section")
     p.add_argument("-s", "--system", metavar="TEXT",
                    help='system prompt (quote it: -s "You are terse.")')
     p.add_argument("-f", "--format", choices=FORMATS, metavar="F",
@@ -255,7 +263,8 @@ def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
         raise _usage_error(str(exc)) from None
     args = PromptArgs(
         provider=provider, model=model, temperature=ns.temperature,
-        max_tokens=ns.max_tokens, system=ns.system, format=ns.format, insert=ns.insert,
+        max_tokens=ns.max_tokens, reasoning=ns.reasoning, system=ns.system, format=ns.format,
+        insert=ns.insert,
         output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
         stream=not ns.no_stream, help=ns.help, log=not ns.no_log, targets=targets,
     )

@@ -165,6 +165,8 @@ class Workspace:
                 ptype, model, provider_id=pid, base_url=base_url),
             budgets=lambda: self.budgets,
             deadline=self.settings.chat_deadline,
+            db=self.db,
+            model_info=lambda pid, model: self.registry.info(pid, model),
             base_settings=lambda cfg, model: enforce(self.admin, cfg, model),
         )
 

@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Generator,
-    Iterator,
-    Sequence,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
-from .errors import ConfigValidationError, ProviderError, ViagentError
-from .schema import Message, ModelSettings, ProviderConfig, Usage, validation_error
+from .errors import ConfigValidationError, ProviderAPIError, ProviderError, ViagentError
+from .schema import Message, ModelInfo, ModelSettings, ProviderConfig, Usage, validation_error
 
 if TYPE_CHECKING:
     import httpx
 
     from ._services import ProviderLookup
     from .adapters.base import Adapter, ChatRequest, StreamState
+    from .db import Database
     from .pricing import Price
 
 __all__ = ["AsyncChatStream", "ChatServices", "ChatStream", "start_achat", "start_chat"]
@@ -68,7 +62,9 @@ class ChatServices:
     loop, and a pool kept across loops leaks its sockets); ``record_usage(provider, model,
     usage, cost, error, hold)`` counts one request and settles its budget hold;
     ``price(provider_type, model, provider_id, base_url)`` is the model's price or None;
-    ``budgets()`` is the spending-limit gate (made when a stream is made)."""
+    ``budgets()`` is the spending-limit gate (made when a stream is made); ``model_info``
+    reads the cached model list (never a request); ``db`` keeps the wire parameters a
+    provider refused (refusals.py)."""
 
     providers: ProviderLookup
     http: Callable[[], httpx.Client]
@@ -77,6 +73,8 @@ class ChatServices:
     price: Callable[[str, str, str, str], Price | None]
     budgets: Callable[[], BudgetGate]
     deadline: float = CHAT_DEADLINE_S  # the overall deadline of one chat, seconds
+    db: Database | None = None
+    model_info: Callable[[str, str], ModelInfo | None] = lambda _pid, _model: None
     # the provider's settings over the administrator's defaults; raises PolicyError for a
     # model the policy refuses (admin.py). Default: the provider's own settings.
     base_settings: Callable[[ProviderConfig, str], dict[str, Any]] = \
@@ -89,6 +87,10 @@ class _Plan:
     model: str
     request: ChatRequest
     adapter: Adapter
+    #: The settings the user set (stored on the provider or passed per call): never dropped
+    #: on a 400 (see ``refusals.py``); ``per_call`` are those given to this call.
+    explicit: frozenset[str] = frozenset()
+    per_call: frozenset[str] = frozenset()
 
 
 def _messages(prompt: str | Sequence[Message | dict[str, str]],
@@ -145,6 +147,9 @@ def plan_chat(services: ChatServices, prompt: str | Sequence[Message | dict[str,
         raise validation_error(exc, "chat settings") from None
     messages, system_text = _messages(prompt, system)
     key, _source = services.providers.resolve_key(pid)
+    learnt = _learnt(services, pid, model)
+    # only Anthropic's request depends on the model list (max_tokens, adaptive thinking)
+    info = _model_info(services, pid, model) if cfg.provider_type == "anthropic" else None
     request = ChatRequest(
         provider_id=pid,
         provider_type=cfg.provider_type,
@@ -155,8 +160,65 @@ def plan_chat(services: ChatServices, prompt: str | Sequence[Message | dict[str,
         system=system_text,
         settings=resolved.model_dump(exclude_none=True),
         headers=dict(cfg.headers),
+        omit=frozenset(k for k, v in learnt.items() if v == "omit"),
+        rename={k: v.removeprefix("rename:") for k, v in learnt.items()
+                if v.startswith("rename:")},
+        max_output_tokens=info.max_output_tokens if info is not None else None,
+        capabilities=info.capabilities if info is not None else (),
     )
-    return _Plan(cfg, model, request, get_adapter(cfg.provider_type))
+    adapter = get_adapter(cfg.provider_type)
+    adapter.check_request(request)
+    return _Plan(cfg, model, request, adapter, frozenset(request.settings),
+                 frozenset(overrides))
+
+
+def _learnt(services: ChatServices, pid: str, model: str) -> dict[str, str]:
+    from . import refusals
+
+    if services.db is None:
+        return {}
+    try:
+        return refusals.load(services.db, pid, model)
+    except ViagentError:
+        return {}
+
+
+def _model_info(services: ChatServices, pid: str, model: str) -> ModelInfo | None:
+    try:
+        return services.model_info(pid, model)  # the cached list only: never a request
+    except ViagentError:
+        return None
+
+
+def _replan(services: ChatServices, plan: _Plan, exc: ProviderAPIError) -> bool:
+    """After a 400 before any byte of answer: ``True`` when the request was changed and is
+    worth one more try (see ``refusals.py``); raises the one-line error for a refused
+    explicit setting; ``False`` when the 400 is about something else."""
+    from dataclasses import replace
+
+    from . import refusals
+
+    wire = refusals.refused_parameter(exc)
+    req = plan.request
+    if wire is None or wire in req.omit or wire in req.rename:
+        return False
+    decision = refusals.decide(wire, plan.explicit, req.provider_type, exc.provider_message)
+    if decision.action == "refuse":
+        raise refusals.refusal_error(exc, decision, req.provider_id, req.model,
+                                     plan.per_call) from None
+    if decision.action == "omit":
+        settings = {k: v for k, v in req.settings.items() if k != decision.setting}
+        plan.request = replace(req, omit=req.omit | {wire}, settings=settings)
+    else:
+        plan.request = replace(req, rename={**req.rename, wire: decision.target or wire})
+    log.info("provider %s refused %s for %s: retrying with it %s", req.provider_id, wire,
+             req.model, "left out" if decision.action == "omit" else "renamed")
+    try:
+        if services.db is not None:
+            refusals.remember(services.db, req.provider_id, req.model, decision)
+    except ViagentError:
+        log.warning("could not remember that %s refused %s", req.provider_id, wire)
+    return True
 
 
 class _ChatBase:
@@ -177,6 +239,7 @@ class _ChatBase:
         self.first_token_at: float | None = None  # time to first token (history, comparisons)
         self.ended_at: float | None = None
         self._parts: list[str] = []
+        self._reasoning: list[str] = []
         self._state: StreamState | None = None
         self._started = False  # the provider answered 2xx: usage will be recorded
         self._hold: int | None = None  # this call's budget hold, released when it ends
@@ -198,6 +261,11 @@ class _ChatBase:
         (iterated to the end, or ``wait()`` / ``await s.wait()``) it is the whole answer."""
         return "".join(self._parts)
 
+    @property
+    def reasoning(self) -> str:
+        """The model's reasoning received so far (never waits, like ``.text``; never part of
+        the answer); ``""`` when the model showed none."""
+        return "".join(self._reasoning)
     @property
     def elapsed(self) -> float | None:
         if self.started_at is None:
@@ -236,7 +304,18 @@ class _ChatBase:
             "error_from_response": self._plan.adapter.error_from_response,
         }
 
+    def _take_reasoning(self) -> list[str]:
+        """Move the reasoning the parser collected (during the last feed) over here."""
+        state = self._state
+        if state is None or not state.reasoning:
+            return []
+        out = [d for d in state.reasoning if d]
+        state.reasoning.clear()
+        self._reasoning.extend(out)
+        return out
+
     def _take(self, deltas: list[str]) -> list[str]:
+        self._take_reasoning()
         out = [d for d in deltas if d]
         if out:
             if self.first_token_at is None:
@@ -324,25 +403,58 @@ class ChatStream(_ChatBase):
 
     def __init__(self, services: ChatServices, plan: _Plan) -> None:
         super().__init__(services, plan)
-        self._gen: Generator[str, None, None] | None = None
+        self._gen: Generator[Any, None, None] | None = None
 
     def __iter__(self) -> Iterator[str]:
+        if self._gen is None:
+            self._gen = self._texts()
+        return self._gen
+
+    def events(self) -> Iterator[tuple[str, str]]:
+        """Iterate ``("reasoning", delta)`` and ``("text", delta)`` as they arrive (instead
+        of iterating the stream itself, which yields the text only)."""
         if self._gen is None:
             self._gen = self._run()
         return self._gen
 
-    def _run(self) -> Generator[str, None, None]:
+    def _texts(self) -> Generator[str, None, None]:
+        events = self._run()
+        try:
+            for kind, delta in events:
+                if kind == "text":
+                    yield delta
+        finally:
+            events.close()
+
+    def _run(self) -> Generator[tuple[str, str], None, None]:
         from .adapters import _http
 
         adapter, parser = self._begin()
         self._state = parser.state
         try:
-            with _http.stream(self._services.http(), adapter.chat_request(self._plan.request),
-                              **self._http_options()) as chunks:
-                self._started = True
-                for chunk in chunks:
-                    yield from self._take(parser.feed(chunk))
-                yield from self._take(parser.close())
+            for attempt in (0, 1):
+                try:
+                    with _http.stream(self._services.http(),
+                                      adapter.chat_request(self._plan.request),
+                                      **self._http_options()) as chunks:
+                        self._started = True
+                        for chunk in chunks:
+                            texts = parser.feed(chunk)
+                            for delta in self._take_reasoning():
+                                yield "reasoning", delta
+                            for delta in self._take(texts):
+                                yield "text", delta
+                        texts = parser.close()
+                        for delta in self._take_reasoning():
+                            yield "reasoning", delta
+                        for delta in self._take(texts):
+                            yield "text", delta
+                    break
+                except ProviderAPIError as exc:
+                    if self._started or attempt or not _replan(self._services, self._plan, exc):
+                        raise
+                    parser = adapter.parser(self._plan.request)
+                    self._state = parser.state
         except ProviderError as exc:
             self._fail(exc)
             raise
@@ -407,15 +519,23 @@ class AsyncChatStream(_ChatBase):
         adapter, parser = self._begin()
         self._state = parser.state
         try:
-            async with self._services.new_aclient() as client, \
-                    _http.astream(client, adapter.chat_request(self._plan.request),
-                                  **self._http_options()) as chunks:
-                self._started = True
-                async for chunk in chunks:
-                    for delta in self._take(parser.feed(chunk)):
-                        yield delta
-                for delta in self._take(parser.close()):
-                    yield delta
+            for attempt in (0, 1):
+                try:
+                    async with self._services.new_aclient() as client, \
+                            _http.astream(client, adapter.chat_request(self._plan.request),
+                                          **self._http_options()) as chunks:
+                        self._started = True
+                        async for chunk in chunks:
+                            for delta in self._take(parser.feed(chunk)):
+                                yield delta
+                        for delta in self._take(parser.close()):
+                            yield delta
+                    break
+                except ProviderAPIError as exc:
+                    if self._started or attempt or not _replan(self._services, self._plan, exc):
+                        raise
+                    parser = adapter.parser(self._plan.request)
+                    self._state = parser.state
         except ProviderError as exc:
             self._fail(exc)
             raise

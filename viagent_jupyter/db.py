@@ -204,8 +204,51 @@ def _m_cost_prices_budgets(conn: sqlite3.Connection) -> None:
     )
 
 
+#: The sampling temperature every provider row stored before settings could be unset.
+OLD_DEFAULT_TEMPERATURE = 0.7
+
+
+def _m_unset_defaults_and_refusals(conn: sqlite3.Connection) -> None:
+    """Settings became "unset = the provider's default" (issue 12).
+
+    * Rows written before it hold ``temperature: 0.7`` whether or not the user chose it (the
+      whole ``ModelSettings`` was stored, with its 0.7 default). A stored 0.7 cannot be told
+      apart from a deliberate one, so the heuristic is: exactly 0.7 was the untouched default
+      and becomes unset; any other value was the user's and stays. (Someone who wants 0.7
+      sets it again.) Unparseable rows are left for the store to report.
+    * ``param_refusals``: what a provider refused for a model (see ``refusals.py``).
+    * ``usage.unreported``: requests whose usage the provider did not report, so the stats
+      can say "unknown" instead of 0 tokens.
+    """
+    import json
+
+    for pid, data in conn.execute("SELECT id, data FROM providers").fetchall():
+        try:
+            fields = json.loads(data)
+        except (TypeError, ValueError):
+            continue
+        settings = fields.get("settings") if isinstance(fields, dict) else None
+        if isinstance(settings, dict) and settings.get("temperature") == OLD_DEFAULT_TEMPERATURE:
+            settings.pop("temperature")
+            conn.execute("UPDATE providers SET data = ? WHERE id = ?", (json.dumps(fields), pid))
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS param_refusals (
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            param TEXT NOT NULL,
+            action TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (provider, model, param)
+        )"""
+    )
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)").fetchall()}
+    if "unreported" not in columns:
+        conn.execute("ALTER TABLE usage ADD COLUMN unreported INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m1_initial, _m2_models_and_usage, _m_history, _m_cost_prices_budgets,
+    _m_unset_defaults_and_refusals,
 ]
 
 

@@ -267,7 +267,8 @@ class LLMMagics(Magics):
                 *history, {"role": "user", "content": prompt}]
             with recording(source="magic", log=keep, thread=thread):
                 stream = ws.chat(messages, provider=pid, model=args.model, system=args.system,
-                                 temperature=args.temperature, max_tokens=args.max_tokens)
+                                 temperature=args.temperature, max_tokens=args.max_tokens,
+                                 reasoning=args.reasoning)
         except ViagentError as exc:
             self._store(LLMResult(text="", provider=pid, model=args.model, format=fmt,
                                   finish_reason="error", error=exc, prompt=prompt), args)
@@ -298,8 +299,9 @@ class LLMMagics(Magics):
 
         def render(text: str) -> Bundle:
             footer = Footer(label, stream.model, elapsed=stream.elapsed, status="streaming")
-            return make(clip_for_display(text, display_cap), footer,
-                        final=False)._repr_mimebundle_()
+            reasoning = view.reasoning if view is not None else ""
+            return make(clip_for_display(text, display_cap), footer, final=False,
+                        reasoning=clip_for_display(reasoning, display_cap))._repr_mimebundle_()
 
         view = StreamDisplay(self._publish, render, interval=self.update_interval,
                              bytes_per_second=self.update_bytes_per_second) if live else None
@@ -309,14 +311,18 @@ class LLMMagics(Magics):
         try:
             if view is not None:
                 view.start()
-            for delta in stream:
-                size += utf8_size(delta)
+            for kind, delta in stream.events():
+                size += utf8_size(delta)  # reasoning counts too: it is held in memory
                 if result_cap is not None and size > result_cap:
                     truncated_at = result_cap
                     stream.close()  # stop the answer (and its memory) at the cap
                     break
-                if view is not None:
+                if view is None:
+                    continue
+                if kind == "text":
                     view.add(delta)
+                else:
+                    view.add_reasoning(delta)
         except KeyboardInterrupt:
             # The interrupt may land inside the stream (which then ended itself) or in our
             # display code (the stream is suspended): close() covers both, records usage.
@@ -330,7 +336,7 @@ class LLMMagics(Magics):
             text=text, provider=stream.provider, model=stream.model, label=label,
             format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
             elapsed=stream.elapsed, error=error, display_max_bytes=display_cap,
-            truncated_at=truncated_at,
+            truncated_at=truncated_at, reasoning=stream.reasoning,
         )
         bundle = result._repr_mimebundle_()
         if view is not None:
@@ -506,8 +512,11 @@ class LLMMagics(Magics):
         stats = self.ws.stats
         rows = []
         for r in stats.all():
-            rows.append([r.provider, r.model, str(r.requests), str(r.prompt_tokens),
-                         str(r.completion_tokens), "—" if r.cost is None else f"${r.cost:.6f}",
+            known = r.tokens_known  # every request unreported: unknown, not 0
+            rows.append([r.provider, r.model, str(r.requests),
+                         str(r.prompt_tokens) if known else "—",
+                         str(r.completion_tokens) if known else "—",
+                         "—" if r.cost is None else f"${r.cost:.6f}",
                          str(r.errors),
                          r.last_used.strftime("%Y-%m-%d %H:%M") if r.last_used else "-"])
         t = stats.totals

@@ -267,6 +267,13 @@ class ModelRegistry:
         info = mem[2].get(model) if mem else None
         return dict(info.pricing) if info is not None and info.pricing else None
 
+    def info(self, provider: str, model: str) -> ModelInfo | None:
+        """One model of the cached list (never a request), or None."""
+        if self.cached(provider) is None:
+            return None
+        mem = self._memory.get(provider)
+        return mem[2].get(model) if mem else None
+
     def forget(self, provider: str) -> None:
         with self._db.write() as conn:
             conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (provider,))

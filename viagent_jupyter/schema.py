@@ -16,12 +16,14 @@ __all__ = [
     "DEFAULT_BASE_URLS",
     "ENV_KEYS",
     "PROVIDER_TYPES",
+    "REASONING_LEVELS",
     "TYPE_NAMES",
     "Message",
     "ModelInfo",
     "ModelSettings",
     "ProviderConfig",
     "ProviderType",
+    "ReasoningLevel",
     "Usage",
     "UsageRecord",
     "display_label",
@@ -101,16 +103,25 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+ReasoningLevel = Literal["none", "minimal", "low", "medium", "high"]
+REASONING_LEVELS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high")
+
+
 class ModelSettings(BaseModel):
-    """Sampling settings. Unset optional fields are not sent to the provider."""
+    """What the user asked for. Every field defaults to ``None`` = unset = the provider's own
+    default: an unset field is never sent (reasoning models refuse a temperature they were
+    not asked for). ``reasoning`` is the effort level and ``reasoning_budget`` the thinking
+    budget in tokens for the protocols that take one (Anthropic, Gemini 2.5)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0, le=10_000_000)
     top_p: float | None = Field(None, ge=0, le=1)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
+    reasoning: ReasoningLevel | None = None
+    reasoning_budget: int | None = Field(None, gt=0, le=10_000_000)
 
 
 class ProviderConfig(BaseModel):
@@ -250,6 +261,8 @@ class ModelInfo(BaseModel):
     id: str
     name: str | None = None
     context_length: int | None = None
+    #: The most output tokens one answer may have, when the model list says.
+    max_output_tokens: int | None = None
     pricing: dict[str, Decimal] | None = None
     capabilities: tuple[str, ...] = ()
     created: int | None = None
@@ -264,6 +277,9 @@ class Usage(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    #: Output tokens spent on reasoning, when the provider says; already part of
+    #: ``completion_tokens`` (they are billed as output).
+    reasoning_tokens: int | None = None
     # Of prompt_tokens: read from the provider's prompt cache / written to it (priced apart)
     cached_input_tokens: int | None = None
     cache_write_tokens: int | None = None
@@ -286,6 +302,13 @@ class UsageRecord(BaseModel):
     cost: float | None = None
     last_used: datetime | None = None
     errors: int = 0
+    #: Requests whose usage the provider did not report: their tokens are unknown (the
+    #: counters hold only what was reported). All of them unreported → show "—".
+    unreported: int = 0
+
+    @property
+    def tokens_known(self) -> bool:
+        return self.unreported < self.requests or self.requests == 0
 
 
 class Message(BaseModel):

@@ -26,7 +26,7 @@ log = logging.getLogger("viagent_jupyter.usage")
 
 
 _COLUMNS = ("provider, model, requests, prompt_tokens, completion_tokens, cost_pusd, errors, "
-            "last_used")
+            "last_used, unreported")
 
 
 def utc_day(ts: float | None = None) -> str:
@@ -49,10 +49,11 @@ def _pusd(cost: float | Decimal | None) -> int | None:
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:
-    provider, model, requests, prompt, completion, cost, errors, last_used = row
+    provider, model, requests, prompt, completion, cost, errors, last_used, unreported = row
     if cost is not None and type(cost) is not int:
         raise TypeError("cost is not an integer")
     return UsageRecord(
+        unreported=unreported or 0,
         provider=provider,
         model=model,
         requests=requests,
@@ -138,6 +139,7 @@ class UsageStats(HasTraits):
             "last_used": last.isoformat() if last else None,
             "today_cost": _usd(today_cost),
             "today_requests": today_requests,
+            "unreported": sum(r.unreported for r in recs),
         }
         with self.hold_trait_notifications():
             if records != self.records:
@@ -154,7 +156,10 @@ class UsageStats(HasTraits):
                hold: int | None = None) -> UsageRecord:
         """Add one request (completed, failed after it started, or cancelled) atomically:
         one write, increments done by SQLite so concurrent kernels lose nothing. ``hold``:
-        the budget reservation this call settles (released in the same transaction)."""
+        the budget reservation this call settles (released in the same transaction). A
+        request whose usage the provider did not report counts in ``unreported`` (its tokens
+        are unknown, not 0)."""
+        unreported = int(usage is None or not usage.reported)
         prompt = (usage.prompt_tokens if usage else None) or 0
         completion = (usage.completion_tokens if usage else None) or 0
         pusd = _pusd(cost)
@@ -169,10 +174,11 @@ class UsageStats(HasTraits):
             with self._db.write() as conn:
                 conn.execute(
                     "INSERT INTO usage (provider, model, requests, prompt_tokens, "
-                    "completion_tokens, cost_pusd, errors, last_used) "
-                    "VALUES (?, ?, 1, ?, ?, ?, ?, ?) "
-                    f"ON CONFLICT(provider, model) DO UPDATE SET {upsert}",
-                    (provider, model, prompt, completion, pusd, int(error), now),
+                    "completion_tokens, cost_pusd, errors, last_used, unreported) "
+                    "VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?) "
+                    f"ON CONFLICT(provider, model) DO UPDATE SET {upsert}, "
+                    "unreported = unreported + excluded.unreported",
+                    (provider, model, prompt, completion, pusd, int(error), now, unreported),
                 )
                 conn.execute(
                     "INSERT INTO usage_daily (day, provider, model, requests, prompt_tokens, "

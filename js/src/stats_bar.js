@@ -12,14 +12,20 @@ export const TRAITS = ["records", "totals", "active"];
 
 const plural = (n, word) => `${formatInt(n)} ${word}${n === 1 ? "" : "s"}`;
 
+/** False when no request of a record (or sum) reported usage: its tokens are unknown. */
+export function tokensKnown(r) {
+  return !(r.requests > 0 && (r.unreported || 0) >= r.requests);
+}
+
 /** Sum the usage records that `keep` accepts. */
 function sum(records, keep) {
-  const out = { requests: 0, prompt_tokens: 0, completion_tokens: 0, cost: null, last_used: null };
+  const out = { requests: 0, prompt_tokens: 0, completion_tokens: 0, cost: null, last_used: null, unreported: 0 };
   for (const r of records) {
     if (!keep(r)) continue;
     out.requests += r.requests || 0;
     out.prompt_tokens += r.prompt_tokens || 0;
     out.completion_tokens += r.completion_tokens || 0;
+    out.unreported += r.unreported || 0;
     if (r.cost !== null && r.cost !== undefined) out.cost = (out.cost || 0) + r.cost;
     if (r.last_used && (!out.last_used || r.last_used > out.last_used)) out.last_used = r.last_used;
   }
@@ -52,7 +58,9 @@ export function summary({ active, totals, records = [] }, now = Date.now()) {
     model: { text: a ? a.model || "no default model" : "", title: "Its default model" },
     requests: { text: plural(requests, "request"), title: `Requests to ${scope}` },
     tokens: {
-      text: `${formatCompact(figures.prompt_tokens || 0)} in / ${formatCompact(figures.completion_tokens || 0)} out tokens`,
+      // every request without reported usage: the tokens are unknown ("—"), never 0
+      text: !tokensKnown(figures) ? "— tokens"
+        : `${formatCompact(figures.prompt_tokens || 0)} in / ${formatCompact(figures.completion_tokens || 0)} out tokens`,
       title: `Tokens of ${scope}: prompt (in) / completion (out)`,
     },
     cost: { text: cost, title: `Cost in USD of ${scope}` },
@@ -142,7 +150,8 @@ export class StatsView {
         class: r.provider === active.id && r.model === active.model ? "vj-current" : null, // the line's
       },
         cell(0, r.provider), cell(1, r.model), cell(2, formatInt(r.requests)),
-        cell(3, formatInt(r.prompt_tokens)), cell(4, formatInt(r.completion_tokens)),
+        cell(3, tokensKnown(r) ? formatInt(r.prompt_tokens) : "—"),
+        cell(4, tokensKnown(r) ? formatInt(r.completion_tokens) : "—"),
         cell(5, formatCost(r.cost)), cell(6, formatInt(r.errors)),
         cell(7, relativeTime(r.last_used, now)))))));
   }

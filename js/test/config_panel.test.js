@@ -329,6 +329,24 @@ describe("settings", () => {
     expect(model.sentOps("settings").at(-1).settings).toEqual({ max_tokens: 512 });
   });
 
+  it("shows unset settings as the provider's default and picks a reasoning level", () => {
+    vi.useFakeTimers();
+    const model = mount({ providers: [provider()] });
+    action(row("oa"), "edit").click();
+    const temperature = $('input[data-setting="temperature"]');
+    expect(temperature.parentElement.querySelector("output").textContent).toBe("provider default");
+    const reasoning = $('select[data-setting="reasoning"]');
+    expect(reasoning.value).toBe("");
+    expect(reasoning.selectedOptions[0].textContent).toBe("provider default");
+    model.handler = (msg) => (msg.op === "settings" ? { ok: true, result: { version: 2 } } : null);
+    reasoning.value = "high";
+    reasoning.dispatchEvent(new Event("change", { bubbles: true }));
+    expect(model.sentOps("settings").at(-1).settings).toEqual({ reasoning: "high" });
+    reasoning.value = "";
+    reasoning.dispatchEvent(new Event("change", { bubbles: true }));
+    expect(model.sentOps("settings").at(-1).settings).toEqual({ reasoning: null });
+  });
+
   it("shows the store's error for a rejected value", async () => {
     const model = mount({ providers: [provider()] });
     action(row("oa"), "edit").click();

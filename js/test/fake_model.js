@@ -66,18 +66,20 @@ export const SCHEMA = {
     { value: "openai_compatible", label: "OpenAI-compatible", default_base_url: null, needs_key: false, env: [], model_example: "the server's model id" },
   ],
   settings: [
-    { name: "temperature", default: 0.7, integer: false, minimum: 0, maximum: 2, label: "Temperature", step: 0.05 },
+    { name: "temperature", default: null, integer: false, minimum: 0, maximum: 2, label: "Temperature", step: 0.05 },
     { name: "max_tokens", default: null, integer: true, exclusive_minimum: 0, maximum: 10000000, label: "Max tokens", step: 1 },
     { name: "top_p", default: null, integer: false, minimum: 0, maximum: 1, label: "Top p", step: 0.01 },
     { name: "frequency_penalty", default: null, integer: false, minimum: -2, maximum: 2, label: "Frequency penalty", step: 0.05 },
     { name: "presence_penalty", default: null, integer: false, minimum: -2, maximum: 2, label: "Presence penalty", step: 0.05 },
+    { name: "reasoning", default: null, integer: false, choices: ["none", "minimal", "low", "medium", "high"], label: "Reasoning", step: 1 },
+    { name: "reasoning_budget", default: null, integer: true, exclusive_minimum: 0, maximum: 10000000, label: "Reasoning budget (tokens)", step: 1 },
   ],
 };
 
 export function provider(overrides = {}) {
   const p = {
     id: "oa", provider_type: "openai", name: "Work", base_url: null, default_model: "gpt-4o-mini",
-    settings: { temperature: 0.7, max_tokens: null, top_p: null, frequency_penalty: null, presence_penalty: null },
+    settings: { temperature: null, max_tokens: null, top_p: null, frequency_penalty: null, presence_penalty: null, reasoning: null, reasoning_budget: null },
     headers: {}, timeout: 60, max_retries: 2, allow_insecure_http: false, version: 1,
     has_api_key: true, api_key_hint: "sk-…abcd", key_source: "stored", endpoint: "https://api.openai.com/v1",
     ...overrides,

@@ -62,6 +62,23 @@ describe("summary", () => {
   });
 });
 
+describe("unreported usage", () => {
+  it("shows unknown tokens as — (never 0) when no request reported usage", () => {
+    const s = summary({ active: {}, totals: { requests: 2, unreported: 2, prompt_tokens: 0, completion_tokens: 0 } });
+    expect(s.tokens.text).toBe("— tokens");
+    const mixed = summary({ active: {}, totals: { requests: 3, unreported: 1, prompt_tokens: 10, completion_tokens: 5 } });
+    expect(mixed.tokens.text).toBe("10 in / 5 out tokens");
+  });
+
+  it("shows — in the table for a model whose requests reported nothing", () => {
+    mount({ records: [{ ...record, prompt_tokens: 0, completion_tokens: 0, unreported: 3 }],
+      totals: { requests: 3, unreported: 3 } });
+    el.querySelector(".vj-stats-line").click();
+    const cells = [...el.querySelectorAll("tbody td")].map((td) => td.textContent);
+    expect(cells.slice(3, 5)).toEqual(["—", "—"]);
+  });
+});
+
 describe("todayText", () => {
   it("says nothing without cost data, then today's spend and the tightest budget", () => {
     expect(todayText({})).toBe("");

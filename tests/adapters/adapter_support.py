@@ -47,12 +47,13 @@ class Outcome:
     cost: float | None
     done: bool
     error: tuple[str, str] | None = None  # (class name, message)
+    reasoning: str = ""
     error_obj: BaseException | None = field(default=None, compare=False, repr=False)
     where: str | None = field(default=None, compare=False)  # "feed" | "close"
 
     def key(self) -> tuple[Any, ...]:
         return (self.text, self.finish_reason, self.raw_finish_reason, self.model, self.usage,
-                self.cost, self.done, self.error)
+                self.cost, self.done, self.error, self.reasoning)
 
 
 def replay(provider_type: str, chunks: Iterable[bytes], **req_kw: Any) -> Outcome:
@@ -60,17 +61,21 @@ def replay(provider_type: str, chunks: Iterable[bytes], **req_kw: Any) -> Outcom
     req = chat_request(provider_type, **req_kw)
     parser = get_adapter(provider_type).parser(req)
     texts: list[str] = []
+    reasoning: list[str] = []
     error: BaseException | None = None
     where = None
     try:
         where = "feed"
         for chunk in chunks:
             texts.extend(parser.feed(chunk))
+            reasoning.extend(parser.state.reasoning)
+            parser.state.reasoning.clear()
         where = "close"
         texts.extend(parser.close())
         where = None
     except Exception as exc:  # the test decides which errors are expected
         error = exc
+    reasoning.extend(parser.state.reasoning)
     state: StreamState = parser.state
     for t in texts:
         assert isinstance(t, str) and t, f"empty or non-str delta {t!r}"
@@ -84,6 +89,7 @@ def replay(provider_type: str, chunks: Iterable[bytes], **req_kw: Any) -> Outcom
         cost=state.cost,
         done=state.done,
         error=(type(error).__name__, str(error)) if error else None,
+        reasoning="".join(reasoning),
         error_obj=error,
         where=where if error else None,
     )

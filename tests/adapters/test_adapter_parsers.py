@@ -310,7 +310,9 @@ def test_gemini_cumulative_usage_thoughts_and_crlf() -> None:
                ge_chunk(" 4242.", finish="STOP", prompt=13, cand=63, thoughts=75), eol="\r\n")
     got = replay_all("gemini", body)
     assert got.text == "To find 4242."  # thought parts excluded
-    assert got.usage == {"prompt_tokens": 13, "completion_tokens": 138, "total_tokens": 151}
+    assert got.reasoning == "**Plan**"  # ... and kept apart
+    assert got.usage == {"prompt_tokens": 13, "completion_tokens": 138, "total_tokens": 151,
+                         "reasoning_tokens": 75}
     assert (got.finish_reason, got.raw_finish_reason) == ("stop", "STOP")
     assert got.model == "gemini-2.5-flash" and got.done
 

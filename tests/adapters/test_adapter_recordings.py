@@ -53,13 +53,17 @@ NORMALISE = {
 def _expected_stream(rec: Any, exp: dict[str, Any]) -> dict[str, Any]:
     """What our parser must produce for this recording, derived from EXPECTED.json."""
     fmt = exp["format"]
-    out: dict[str, Any] = {"errors": None, "cost": None}
+    out: dict[str, Any] = {"errors": None, "cost": None, "reasoning": None}
     if fmt == "openai-chat-sse":
         out["text"] = (exp.get("text") or "") + (exp.get("refusal") or "")
         out["raw_finish"] = exp.get("finish_reason")
         usage = exp.get("usage") or {}
         out["usage"] = {k: usage[k] for k in ("prompt_tokens", "completion_tokens",
                                               "total_tokens") if k in usage}
+        details = usage.get("completion_tokens_details") or {}
+        if details.get("reasoning_tokens") is not None:
+            out["usage"]["reasoning_tokens"] = details["reasoning_tokens"]
+        out["reasoning"] = exp.get("reasoning") or ""
         if "cost" in usage:
             out["cost"] = float(usage["cost"])
         out["errors"] = exp.get("in_stream_errors")
@@ -70,6 +74,7 @@ def _expected_stream(rec: Any, exp: dict[str, Any]) -> dict[str, Any]:
         # The recordings carry no cache tokens, so prompt = input_tokens (17/10 ...).
         out["usage"] = {"prompt_tokens": usage["input_tokens"],
                         "completion_tokens": usage["output_tokens"]}
+        out["reasoning"] = exp.get("thinking") or ""
         out["errors"] = exp.get("in_stream_errors")
     elif fmt == "gemini-sse":
         out["text"] = exp["text"]
@@ -81,6 +86,8 @@ def _expected_stream(rec: Any, exp: dict[str, Any]) -> dict[str, Any]:
             + last.get("thoughtsTokenCount", 0),
             "total_tokens": last["totalTokenCount"],
         }
+        if "thoughtsTokenCount" in last:
+            out["usage"]["reasoning_tokens"] = last["thoughtsTokenCount"]
         out["errors"] = exp.get("errors")
     elif fmt == "ollama-ndjson":
         out["text"] = exp["text"]
@@ -110,6 +117,8 @@ def test_stream_recording_replays(stream_recording: Any, expected: dict[str, Any
     assert got.raw_finish_reason == want["raw_finish"]
     assert got.finish_reason == want["finish"]
     assert got.usage == want["usage"]
+    if want["reasoning"] is not None:  # reasoning kept apart, whole, never in the text
+        assert got.reasoning == want["reasoning"]
     assert got.cost == want["cost"]
     assert got.model, "the model the provider reports"
     if want["errors"]:

@@ -229,16 +229,17 @@ def test_the_sidebar_opens_and_stays_in_sync_with_an_inline_panel(lab: Lab, home
     form.get_by_label("Name", exact=True).fill("One, renamed inline")
     form.locator('[data-action="save"]').click()
     expect(row(side, "one").locator(".vj-label")).to_have_text("One, renamed inline")
-    # a setting dragged inline shows in the sidebar (saved as you go)
+    # a setting dragged inline shows in the sidebar (saved as you go); unset, the slider
+    # rests at 1 ("provider default")
     slider = inline.locator('.vj-editor input[data-setting="temperature"]')
     slider.focus()
     for _ in range(4):
         lab.page.keyboard.press("ArrowRight")
     row(side, "one").get_by_role("button", name="Edit One, renamed inline (Ollama)").click()
     side_slider = side.locator('input[data-setting="temperature"]')
-    expect(side_slider).to_have_attribute("data-value", "0.9")
+    expect(side_slider).to_have_attribute("data-value", "1.2")
     assert lab.kernel_exec(nb, "print(ws.providers.get('one').settings.temperature)").strip() \
-        == "0.9"
+        == "1.2"
     lab.screenshot("e2e-sidebar")
     assert not lab.console_errors(), lab.console_errors()
 

@@ -32,8 +32,10 @@ from ._sse import SSEDecoder, SSEEvent
 from .base import ChatRequest, HTTPRequest, StreamState
 
 __all__ = [
+    "REASONING_BUDGETS",
     "SETTING_KEYS",
     "BaseParser",
+    "UnexpectedBody",
     "api_error",
     "build_headers",
     "count",
@@ -46,6 +48,7 @@ __all__ = [
     "parse_json",
     "parse_retry_after",
     "price",
+    "reasoning_of",
     "set_finish",
     "settings_of",
     "should_retry",
@@ -58,6 +61,13 @@ __all__ = [
 SETTING_KEYS = ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty")
 
 _SNIPPET = 200  # at most this much of a provider body goes into a message
+
+#: Thinking budgets (tokens) for a reasoning level, for the protocols that want a budget and
+#: were given no ``reasoning_budget``: Anthropic's minimum is 1024; Gemini 2.5 Flash's
+#: ceiling is 24576.
+REASONING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+#: The most of a JSON body (answered where a stream was expected) that is read.
+JSON_BODY_LIMIT = 16 << 20
 
 
 # --------------------------------------------------------------------------- requests
@@ -101,6 +111,15 @@ def settings_of(req: ChatRequest) -> dict[str, Any]:
     """The settings that are set (not ``None``), in a fixed order."""
     s = req.settings
     return {k: s[k] for k in SETTING_KEYS if s.get(k) is not None}
+
+
+def reasoning_of(req: ChatRequest) -> tuple[str | None, int | None]:
+    """``(level, budget)`` as set (``None`` = unset). A budget alone means "on"."""
+    level = req.settings.get("reasoning")
+    budget = req.settings.get("reasoning_budget")
+    if level is None and budget is not None:
+        level = "medium"
+    return level, budget
 
 
 def split_system(req: ChatRequest) -> tuple[str | None, list[dict[str, str]]]:
@@ -491,6 +510,11 @@ def count(value: Any) -> int | None:
     return value if type(value) is int and value >= 0 else None
 
 
+class UnexpectedBody(ProviderResponseError):
+    """A complete body of the wrong shape (not a cut-off stream): reported as it is, never
+    as truncation."""
+
+
 class BaseParser:
     """The skeleton every protocol parser shares.
 
@@ -506,12 +530,40 @@ class BaseParser:
     #: Names used in messages.
     protocol: ClassVar[str] = ""
     marker: ClassVar[str] = ""
+    #: A body that starts with ``{`` is a whole JSON answer, not an event stream (SSE
+    #: protocols: some proxies answer ``stream: true`` with ``application/json``).
+    sniff_json: ClassVar[bool] = False
 
     def __init__(self, req: ChatRequest) -> None:
         self.state = StreamState()
         self.provider = req.provider_id
         self.model = req.model
         self._error: ProviderError | None = None
+        self._sniffed = not self.sniff_json
+        self._body: bytearray | None = None
+
+    def _whole(self, obj: dict[str, Any], out: list[str]) -> bool:
+        """Read a complete non-streamed response of the protocol into ``out``/``state``;
+        ``False`` when ``obj`` is not one."""
+        return False
+
+    def _json_body(self, out: list[str]) -> None:
+        body = bytes(self._body or b"")
+        self._body = None
+        try:
+            obj = json.loads(body)
+        except (ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, dict) and "error" in obj:
+            raise stream_error(obj["error"], self.provider, self.model)
+        if not isinstance(obj, dict) or not self._whole(obj, out):
+            what = (f"keys {', '.join(sorted(map(str, obj))[:6])}" if isinstance(obj, dict)
+                    else repr(_snippet(body[:_SNIPPET].decode("utf-8", "replace"), 80)))
+            raise UnexpectedBody(
+                f"Provider '{self.provider}' answered with a JSON body, not an event stream, "
+                f"and it is not a {self.protocol} response ({what}). Check that the base_url "
+                f"serves the {self.protocol} API.", self.provider, self.model)
+        self.state.done = True
 
     def _feed(self, data: bytes, out: list[str]) -> None:
         raise NotImplementedError
@@ -522,6 +574,20 @@ class BaseParser:
     def feed(self, data: bytes) -> list[str]:
         if self._error is not None:
             raise self._error
+        if not self._sniffed:
+            head = data.lstrip()
+            if head:
+                self._sniffed = True
+                if head[:1] == b"{":
+                    self._body = bytearray()
+        if self._body is not None:
+            if len(self._body) + len(data) > JSON_BODY_LIMIT:
+                raise ProviderResponseError(
+                    f"Provider '{self.provider}' answered with a JSON body over "
+                    f"{JSON_BODY_LIMIT >> 20} MiB where an event stream was expected.",
+                    self.provider, self.model)
+            self._body += data
+            return []
         out: list[str] = []
         try:
             self._feed(data, out)
@@ -535,10 +601,13 @@ class BaseParser:
         if self._error is not None:
             raise self._error
         out: list[str] = []
+        if self._body is not None:
+            self._json_body(out)
+            return out
         try:
             self._close(out)
         except ProviderResponseError as exc:
-            if self.state.done:
+            if self.state.done or isinstance(exc, UnexpectedBody):
                 raise
             raise self.truncated() from exc  # a cut-off last event is truncation
         if not self.state.done:
@@ -578,6 +647,8 @@ class BaseParser:
 class SSEParser(BaseParser):
     """A :class:`BaseParser` over an SSE body: subclasses implement ``_handle(events, out)``."""
 
+    sniff_json = True
+
     def __init__(self, req: ChatRequest) -> None:
         super().__init__(req)
         self._sse = SSEDecoder(self.provider)
@@ -606,6 +677,10 @@ class AdapterBase:
 
     def parser(self, req: ChatRequest) -> BaseParser:
         return self.parser_class(req)
+
+    def check_request(self, req: ChatRequest) -> None:
+        """Refuse, before anything is sent, a combination of settings the protocol's
+        models are documented to refuse (``ConfigValidationError``). Default: nothing."""
 
     def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes,
                             provider: str, model: str | None) -> ProviderError:

@@ -36,9 +36,17 @@ class ChatRequest:
     api_key: str | None = field(default=None, repr=False)
     system: str | None = None
     # Only the settings that are set: temperature, max_tokens, top_p,
-    # frequency_penalty, presence_penalty.
+    # frequency_penalty, presence_penalty, reasoning, reasoning_budget.
     settings: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # provider's extra headers
+    #: Wire parameters the adapter adds on its own that this provider:model refused before
+    #: (e.g. ``stream_options``): left out. See ``chat._settings``.
+    omit: frozenset[str] = frozenset()
+    #: Wire renames learnt from a 400 (``{"max_tokens": "max_completion_tokens"}``).
+    rename: dict[str, str] = field(default_factory=dict)
+    #: What the model list says about the model (output limit, adaptive thinking...).
+    max_output_tokens: int | None = None
+    capabilities: tuple[str, ...] = ()
 
 
 @dataclass
@@ -53,8 +61,9 @@ class HTTPRequest:
 @dataclass
 class StreamState:
     """What a parser learned so far. ``usage`` keys: prompt_tokens, completion_tokens,
-    total_tokens (absent = not reported); cached_input_tokens / cache_write_tokens (part of
-    the prompt; only when > 0)."""
+    total_tokens, reasoning_tokens (absent = not reported); cached_input_tokens /
+    cache_write_tokens (part of the prompt; only when > 0). ``reasoning`` collects the
+    reasoning deltas of the current ``feed`` (the caller drains it: it is never text)."""
 
     finish_reason: str | None = None  # normalised: stop|length|tool_calls|content_filter|other
     raw_finish_reason: str | None = None
@@ -62,6 +71,7 @@ class StreamState:
     usage: dict[str, int] = field(default_factory=dict)
     cost: float | None = None  # provider-reported (OpenRouter usage.cost)
     done: bool = False  # the protocol's terminal marker was seen
+    reasoning: list[str] = field(default_factory=list)
 
 
 class StreamParser(Protocol):
@@ -92,6 +102,8 @@ class Adapter(Protocol):
     name: str
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest: ...
+
+    def check_request(self, req: ChatRequest) -> None: ...
 
     def parser(self, req: ChatRequest) -> StreamParser: ...
 

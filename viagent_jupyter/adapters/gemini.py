@@ -14,6 +14,16 @@ collected and, once they form a JSON object, an ``error`` in it raises
 :class:`ProviderAPIError`. The same path reads a JSON-array body (the non-SSE mode, should
 a proxy drop ``alt=sse``) at the end of the stream.
 
+Reasoning: parts with ``"thought": true`` (sent when ``includeThoughts`` is asked for) are
+reasoning, kept apart; ``thoughtsTokenCount`` is ``reasoning_tokens``. Request:
+``generationConfig.thinkingConfig`` — ``thinkingBudget`` when a ``reasoning_budget`` is set
+or for Gemini 2.x models (level → :data:`REASONING_BUDGETS`, ``none`` → 0), else
+``thinkingLevel`` (Gemini 3+; ``none`` → ``minimal``, the lowest there is), and
+``includeThoughts: true`` unless reasoning is ``none``.
+(https://ai.google.dev/gemini-api/docs/thinking)
+
+A whole ``GenerateContentResponse`` object where a stream was expected is read as the answer.
+
 ``STOP`` with ``functionCall`` parts is reported as ``tool_calls`` (raw value stays
 ``STOP``), like Ollama's and OpenAI's own mapping, so callers can tell why there is no text.
 """
@@ -29,6 +39,7 @@ from urllib.parse import quote
 from ..errors import ProviderResponseError
 from ..schema import ModelInfo
 from ._common import (
+    REASONING_BUDGETS,
     AdapterBase,
     BaseParser,
     build_headers,
@@ -39,6 +50,7 @@ from ._common import (
     model_info,
     opt_str,
     parse_json,
+    reasoning_of,
     set_finish,
     settings_of,
     split_system,
@@ -157,10 +169,13 @@ class Parser(BaseParser):
         for item in items:
             if isinstance(item, Mapping) and "error" in item:
                 raise stream_error(item["error"], self.provider, self.model)
+        if isinstance(obj, dict) and ("candidates" in obj or "promptFeedback" in obj):
+            obj = [obj]  # a whole (non-streamed) GenerateContentResponse
         if not isinstance(obj, list):
             raise ProviderResponseError(
-                f"Unexpected non-SSE JSON in the stream from provider '{self.provider}'. "
-                f"Check that the base_url serves the {self.protocol} API.",
+                f"Provider '{self.provider}' answered with a JSON body, not an event stream, "
+                f"and it is not a {self.protocol} response. Check that the base_url serves "
+                f"the {self.protocol} API.",
                 self.provider, self.model)
         self._handle([(b"", json.dumps(item).encode()) for item in items], out)
 
@@ -192,7 +207,9 @@ class Parser(BaseParser):
                             for part in parts:
                                 text = part.get("text")
                                 if text:
-                                    if not part.get("thought"):
+                                    if part.get("thought"):
+                                        state.reasoning.append(text)
+                                    else:
                                         append(text)
                                 elif "functionCall" in part:
                                     self._tool_calls = True
@@ -239,6 +256,8 @@ class Parser(BaseParser):
             usage["completion_tokens"] = (cand or 0) + (thoughts or 0)
         if type(total) is int:
             usage["total_tokens"] = total
+        if thoughts is not None:
+            usage["reasoning_tokens"] = thoughts
         cached = meta.get("cachedContentTokenCount")  # part of promptTokenCount
         if type(cached) is int and cached > 0:
             usage["cached_input_tokens"] = cached
@@ -254,9 +273,32 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo | None:
         name.removeprefix("models/"),
         name=opt_str(entry.get("displayName")),
         context_length=count(entry.get("inputTokenLimit")),
+        max_output_tokens=count(entry.get("outputTokenLimit")),
         capabilities=("reasoning",) if entry.get("thinking") is True else (),
         description=opt_str(entry.get("description")),
     )
+
+
+def _thinking_config(req: ChatRequest) -> dict[str, Any] | None:
+    level, budget = reasoning_of(req)
+    if level is None:
+        return None
+    config: dict[str, Any] = {}
+    bare = req.model.removeprefix("models/")
+    if level == "none":
+        if bare.startswith("gemini-2"):
+            config["thinkingBudget"] = 0
+        else:
+            config["thinkingLevel"] = "minimal"
+        return config
+    if budget is not None:
+        config["thinkingBudget"] = budget
+    elif bare.startswith("gemini-2"):
+        config["thinkingBudget"] = REASONING_BUDGETS[level]
+    else:
+        config["thinkingLevel"] = level
+    config["includeThoughts"] = True
+    return config
 
 
 class GeminiAdapter(AdapterBase):
@@ -276,7 +318,11 @@ class GeminiAdapter(AdapterBase):
         }
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        config = {_GENERATION_CONFIG[k]: v for k, v in settings_of(req).items()}
+        config: dict[str, Any] = {_GENERATION_CONFIG[k]: v
+                                  for k, v in settings_of(req).items()}
+        thinking = _thinking_config(req)
+        if thinking:
+            config["thinkingConfig"] = thinking
         if config:
             body["generationConfig"] = config
         url, params = endpoint(req.base_url, model_path(req.model) + ":streamGenerateContent",

@@ -2,11 +2,16 @@
 
 Stream facts relied on: one compact JSON object per ``\\n``-terminated line (split on
 bytes, so raw U+0085 inside a string is safe); ``"stream": true`` is always sent
-(``/api/chat`` streams by default); text = ``message.content`` (``message.thinking`` is not
-text); the final line has
+(``/api/chat`` streams by default); text = ``message.content`` (``message.thinking`` is
+reasoning, kept apart); the final line has
 ``"done": true`` (the terminal marker), ``done_reason`` (``stop``, ``length``; ``load``/
 ``unload`` → ``other``; absent on old servers → ``stop``), ``prompt_eval_count`` and
-``eval_count``. A line ``{"error": "..."}`` is an in-stream error (status stays 200).
+``eval_count``. A line with ``error`` is an in-stream error (status stays 200) whatever
+else it carries — real servers end a failed stream with ``{"done": true, "done_reason":
+"error", "error": "..."}``. A line without ``message`` (an ``/api/generate`` body has
+``response`` instead) is a :class:`ProviderResponseError` naming what came back.
+Reasoning: ``think`` — ``false`` for ``none``, the level for gpt-oss models (which take
+``low``/``medium``/``high``), else ``true`` (https://docs.ollama.com/capabilities/thinking).
 When the answer called tools and ended with ``stop`` we report ``tool_calls`` (as Ollama's
 own OpenAI layer does); the raw value stays ``stop``.
 """
@@ -20,6 +25,7 @@ from ..schema import ModelInfo
 from ._common import (
     AdapterBase,
     BaseParser,
+    UnexpectedBody,
     build_headers,
     count,
     endpoint,
@@ -28,6 +34,7 @@ from ._common import (
     model_info,
     opt_str,
     parse_json,
+    reasoning_of,
     set_finish,
     settings_of,
     stream_error,
@@ -83,19 +90,33 @@ class Parser(BaseParser):
                     raise self.bad_json(line, exc) from None
                 if type(obj) is not dict:
                     raise self.bad_json(line, None)
+                if "error" in obj:  # before "done": a failed stream ends with both
+                    raise stream_error(obj["error"], self.provider, self.model)
                 message = obj.get("message")
+                if message is None:
+                    raise self._no_message(obj)
                 if message:
                     text = message.get("content")
                     if text:
                         append(text)
                     elif message.get("tool_calls"):
                         self._tool_calls = True
+                    text = message.get("thinking")
+                    if text and type(text) is str:
+                        self.state.reasoning.append(text)
                 if obj.get("done"):
                     self._done(obj)
-                elif "error" in obj:
-                    raise stream_error(obj["error"], self.provider, self.model)
         except (AttributeError, TypeError, IndexError, KeyError) as exc:
             raise self.bad_shape(exc) from None
+
+    def _no_message(self, obj: Mapping[str, Any]) -> UnexpectedBody:
+        keys = ", ".join(sorted(map(str, obj))[:8])
+        what = ("an /api/generate answer (\"response\" instead of \"message\")"
+                if "response" in obj else f"a line without \"message\" (keys: {keys})")
+        return UnexpectedBody(
+            f"Provider '{self.provider}' sent {what} where {self.protocol} lines were "
+            "expected. Check that the base_url is the Ollama server itself (it appends "
+            "/api/chat).", self.provider, self.model)
 
     def _done(self, obj: Mapping[str, Any]) -> None:
         state = self.state
@@ -142,6 +163,14 @@ class OllamaAdapter(AdapterBase):
         options = {_OPTIONS[k]: v for k, v in settings_of(req).items()}
         if options:
             body["options"] = options
+        level, _budget = reasoning_of(req)
+        if level is not None:
+            if level == "none":
+                body["think"] = False
+            elif req.model.startswith("gpt-oss"):
+                body["think"] = "low" if level == "minimal" else level
+            else:
+                body["think"] = True
         url, params = endpoint(req.base_url, "/api/chat")
         headers = build_headers(_auth(req.api_key), req.headers, "application/x-ndjson")
         return HTTPRequest("POST", url, headers, json=body, params=params)

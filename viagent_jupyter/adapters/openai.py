@@ -10,13 +10,24 @@ has ``choices: []``; OpenRouter sends its usage chunk *after* the finish chunk w
 ``null`` or absent on ordinary chunks; comments (``: OPENROUTER PROCESSING``) are
 keep-alives; a data object with an ``error`` member is an in-stream error.
 Text = ``delta.content`` plus ``delta.refusal`` (a refusal is what the model said);
-``delta.reasoning``/``reasoning_content`` and tool-call fragments are not text.
+``delta.reasoning`` (OpenRouter, Ollama ``/v1``) / ``delta.reasoning_content`` (DeepSeek,
+vLLM, LiteLLM) are reasoning, kept apart; tool-call fragments are not text. Reasoning tokens:
+``usage.completion_tokens_details.reasoning_tokens`` (part of ``completion_tokens``).
+
+Request rules: ``max_tokens`` goes out as ``max_completion_tokens`` only to OpenAI's own
+origin or to a reasoning model (o-series, gpt-5 except ``*-chat*``), which refuse
+``max_tokens``; every other server gets ``max_tokens`` (many compatible servers ignore the
+newer name, so the cap would be lost). Reasoning: ``reasoning_effort`` (OpenAI and
+compatible servers), OpenRouter's ``reasoning`` object (``effort`` or ``max_tokens``).
+A complete JSON ``chat.completion`` where a stream was expected is read as the answer.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..schema import ModelInfo
 from ._common import (
@@ -31,6 +42,7 @@ from ._common import (
     opt_str,
     parse_json,
     price,
+    reasoning_of,
     set_finish,
     settings_of,
     stream_error,
@@ -49,6 +61,18 @@ _FINISH = {
     "content_filter": "content_filter",
 }
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+#: OpenAI's reasoning models: o1/o3/o4-mini..., gpt-5* except the ``*-chat*`` variants.
+_REASONING_MODEL = re.compile(r"^(?:openai/)?(?:o\d|gpt-5(?!.*chat))", re.IGNORECASE)
+
+
+def is_reasoning_model(model: str) -> bool:
+    """OpenAI's reasoning-model rules apply (no temperature but 1, no top_p/penalties,
+    ``max_completion_tokens`` instead of ``max_tokens``)."""
+    return _REASONING_MODEL.match(model) is not None
+
+
+def is_openai_origin(base_url: str) -> bool:
+    return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
 
 
 def _auth(api_key: str | None) -> dict[str, str]:
@@ -90,6 +114,9 @@ class Parser(SSEParser):
                         text = delta.get("refusal")
                         if text and type(text) is str:
                             append(text)
+                        text = delta.get("reasoning") or delta.get("reasoning_content")
+                        if text and type(text) is str:
+                            state.reasoning.append(text)
                     reason = choice.get("finish_reason")
                     if reason:
                         set_finish(state, reason, _FINISH)
@@ -111,6 +138,11 @@ class Parser(SSEParser):
             value = count(usage.get(key))
             if value is not None:
                 state.usage[key] = value
+        details = usage.get("completion_tokens_details")
+        if isinstance(details, Mapping):
+            value = count(details.get("reasoning_tokens"))
+            if value is not None:
+                state.usage["reasoning_tokens"] = value
         details = usage.get("prompt_tokens_details")  # cached input (OpenAI, OpenRouter)
         cached = count(details.get("cached_tokens")) if isinstance(details, Mapping) else None
         if cached:
@@ -118,6 +150,33 @@ class Parser(SSEParser):
         cost = usage.get("cost")  # OpenRouter: USD, provider-reported
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
             state.cost = float(cost)
+
+    def _whole(self, obj: dict[str, Any], out: list[str]) -> bool:
+        """A non-streamed ``chat.completion``: ``choices[0].message``."""
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            return False
+        choice = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, Mapping):
+            return False
+        state = self.state
+        for key in ("reasoning", "reasoning_content"):
+            text = message.get(key)
+            if isinstance(text, str) and text:
+                state.reasoning.append(text)
+                break
+        for key in ("content", "refusal"):
+            text = message.get(key)
+            if isinstance(text, str) and text:
+                out.append(text)
+            elif isinstance(text, list):
+                _content_parts(text, out)
+        reason = choice.get("finish_reason")
+        set_finish(state, reason or "stop", _FINISH)
+        self._usage(obj.get("usage"))
+        state.model = opt_str(obj.get("model")) or state.model
+        return True
 
     def _error_event(self, event: bytes, obj: dict[str, Any]) -> None:
         err = obj.get("error")
@@ -199,14 +258,24 @@ class OpenAIAdapter(AdapterBase):
             "model": req.model,
             "messages": with_system(req),
             "stream": True,
-            "stream_options": {"include_usage": True},
         }
+        if "stream_options" not in req.omit:
+            body["stream_options"] = {"include_usage": True}
+        # OpenAI deprecated max_tokens (its reasoning models refuse it); compatible servers
+        # and OpenRouter know max_tokens, and many ignore max_completion_tokens.
+        new_name = req.provider_type == "openai" and (
+            is_openai_origin(req.base_url) or is_reasoning_model(req.model))
         for key, value in settings_of(req).items():
-            # OpenAI itself deprecated max_tokens (rejected by o-series/gpt-5 models);
-            # compatible servers and OpenRouter know max_tokens.
-            if key == "max_tokens" and req.provider_type == "openai":
+            if key == "max_tokens" and new_name:
                 key = "max_completion_tokens"
-            body[key] = value
+            body[req.rename.get(key, key)] = value
+        level, budget = reasoning_of(req)
+        if level is not None:
+            if req.provider_type == "openrouter":
+                body["reasoning"] = ({"max_tokens": budget} if budget is not None and
+                                     level != "none" else {"effort": level})
+            else:
+                body["reasoning_effort"] = level
         url, params = endpoint(req.base_url, "/chat/completions")
         headers = build_headers(_auth(req.api_key), req.headers, "text/event-stream")
         return HTTPRequest("POST", url, headers, json=body, params=params)

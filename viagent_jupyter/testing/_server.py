@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
+from ._strict import strict_problem
 from ._wire import (
     DEMO_MODELS,
     PROTOCOLS,
@@ -306,6 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
                                 sse=sse)
         elif route is None:
             reply = error_reply("openai", 404, f"Unknown path {rec.path} (demo provider).")
+        elif route.kind == "chat" and fake.strict and \
+                (strict := strict_problem(route.protocol, parsed)) is not None:
+            reply = strict
         elif route.kind == "chat":
             reply = chat_reply(route, parsed, query, models=fake.models, openrouter=openrouter)
         else:
@@ -408,14 +412,20 @@ class FakeProviderServer:
     takes the first non-empty queue of: its exact path, ``"<protocol>.<kind>"`` (e.g.
     ``"openai.chat"``), ``"<protocol>"``, ``"<kind>"`` (``"chat"``/``"models"``), ``"*"``.
 
+    ``strict=True`` answers what real OpenAI reasoning models and Claude models refuse
+    (temperature on o-series/gpt-5, max_tokens missing on Anthropic...) with the providers'
+    own 400 bodies (see ``_strict.py``).
+
     Binds 127.0.0.1 only; request bodies above ``max_body`` get a 413. ``stop()`` returns
     promptly even while a stream is stalled.
     """
 
     def __init__(self, port: int = 0, *, delay: float = 0.02,
                  models: Sequence[DemoModel] = DEMO_MODELS, openrouter: bool = False,
-                 require_key: str | None = None, max_body: int = MAX_BODY) -> None:
+                 require_key: str | None = None, max_body: int = MAX_BODY,
+                 strict: bool = False) -> None:
         self.requested_port = port
+        self.strict = strict  # enforce today's model parameter rules (see _strict.py)
         self.delay = delay
         self.models: tuple[DemoModel, ...] = tuple(models)
         self.openrouter = openrouter

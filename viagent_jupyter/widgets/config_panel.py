@@ -57,6 +57,8 @@ _SETTING_UI = {  # presentation only; the ranges come from ModelSettings
     "top_p": ("Top p", 0.01),
     "frequency_penalty": ("Frequency penalty", 0.05),
     "presence_penalty": ("Presence penalty", 0.05),
+    "reasoning": ("Reasoning", 1),
+    "reasoning_budget": ("Reasoning budget (tokens)", 1),
 }
 # Parameters of store.create/update that must not arrive disguised as config fields.
 _RESERVED = ("api_key", "persist_key", "expected_version")
@@ -82,6 +84,10 @@ def form_schema() -> dict[str, Any]:
             for attr, key in (("ge", "minimum"), ("le", "maximum"), ("gt", "exclusive_minimum")):
                 if getattr(meta, attr, None) is not None:
                     spec[key] = getattr(meta, attr)
+        if name == "reasoning":  # a choice, not a number: the panel shows a select
+            from ..schema import REASONING_LEVELS
+
+            spec["choices"] = list(REASONING_LEVELS)
         label, step = _SETTING_UI.get(name, (name, 0.01))
         spec.update(label=label, step=step)
         settings.append(spec)

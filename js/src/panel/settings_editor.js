@@ -7,10 +7,10 @@ import { h, uid } from "../lib/dom.js";
 export const SAVE_DELAY_MS = 300;
 
 /** Where an unset slider rests: the schema default, else 0 for a range around zero (the
- * penalties), else the top (top_p: 1 is what providers assume). */
+ * penalties), else 1 or the top if lower (temperature and top_p: 1 is what providers assume). */
 function restingValue(spec) {
   if (spec.default !== null && spec.default !== undefined) return spec.default;
-  return (spec.minimum ?? 0) < 0 ? 0 : spec.maximum;
+  return (spec.minimum ?? 0) < 0 ? 0 : Math.min(1, spec.maximum);
 }
 
 function shortNumber(x) {
@@ -62,7 +62,13 @@ export class SettingsEditor {
     const errorEl = h("div", { class: "vj-field-error", id: errId });
     const valueEl = h("output", { class: "vj-setting-value", htmlFor: id });
     let input;
-    if (spec.integer) {
+    if (spec.choices) { // reasoning: "" is the provider's default
+      input = h("select", {
+        id, class: "vj-input", dataset: { setting: spec.name }, "aria-describedby": errId,
+        onchange: () => { this.saver.set(spec.name, input.value || null); this.saver.flush(); },
+      }, h("option", { value: "", text: "provider default" }),
+      ...spec.choices.map((c) => h("option", { value: c, text: c })));
+    } else if (spec.integer) {
       const min = spec.minimum ?? (spec.exclusive_minimum !== undefined ? spec.exclusive_minimum + 1 : undefined);
       input = h("input", {
         type: "number", id, class: "vj-input vj-number", step: 1, min, max: spec.maximum,
@@ -104,12 +110,15 @@ export class SettingsEditor {
       if (this.saver.isPending(name) || this.errors.has(name)) continue;
       const v = this.latest[name];
       const unset = v === null || v === undefined;
-      if (c.spec.integer) {
+      if (c.spec.choices) {
+        c.input.value = unset ? "" : String(v);
+        c.valueEl.textContent = "";
+      } else if (c.spec.integer) {
         if (document.activeElement !== c.input) c.input.value = unset ? "" : String(v);
         c.valueEl.textContent = "";
       } else {
         c.input.value = String(unset ? restingValue(c.spec) : v);
-        c.valueEl.textContent = unset ? "default" : shortNumber(Number(v));
+        c.valueEl.textContent = unset ? "provider default" : shortNumber(Number(v));
       }
       c.input.dataset.value = unset ? "" : String(v);
     }
