@@ -144,3 +144,13 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .magics import unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (REST for the lab sidebar); loads nothing until used."""
+    return [{"module": "viagent_jupyter.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt lab extension sits (for ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "viagent-jupyter"}]

@@ -629,7 +629,7 @@ class LLMMagics(Magics):
         return self._widget("panel")  # the cell's result: displayed below it
 
     def _cmd_sidebar(self, argv: list[str]) -> None:
-        self._widget("sidebar")  # opens itself in JupyterLab's right-hand area
+        self._widget("sidebar")  # shows itself: the lab sidebar, a sidecar or the panel inline
 
 
 # -- extension hooks -------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def test_the_sidebar_opens_and_stays_in_sync_with_an_inline_panel(lab: Lab, home
                          "    ws.providers.create(id=pid, provider_type='ollama',\n"
                          "                        name=pid.title())\n"
                          "ws.providers.select('one')"),
-        "vj.sidebar()",
+        "vj.sidebar(mode='sidecar')",  # the sidecar fallback (the lab extension has its own)
         "vj.panel()",
     ])
     lab.start()
@@ -307,7 +307,7 @@ def test_the_look_at_250_px_and_full_width_in_light_and_dark(
                          "ws.chat('big', provider='fake', model='demo-large').wait().text\n"),
         "vj.stats_bar()",
         "vj.panel()",
-        "vj.sidebar()",
+        "vj.sidebar(mode='sidecar')",  # the sidecar fallback (the lab extension has its own)
     ])
     lab.page.set_viewport_size({"width": 1500, "height": 2200})
     lab.start()

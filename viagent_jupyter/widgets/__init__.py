@@ -8,14 +8,13 @@ The front end is bundled from ``js/`` into ``viagent_jupyter/static/`` at instal
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config_panel import ConfigPanel
 from .stats_bar import StatsBar
 
 if TYPE_CHECKING:
     from .._workspace import Workspace
-    from .llm_sidebar import LLMSidebar
 
 __all__ = ["ConfigPanel", "StatsBar", "panel", "sidebar", "stats_bar"]
 
@@ -30,8 +29,10 @@ def stats_bar(ws: Workspace | None = None) -> StatsBar:
     return StatsBar(ws)
 
 
-def sidebar(ws: Workspace | None = None, *, title: str = "LLM") -> LLMSidebar:
-    """Show a stats bar and a panel in JupyterLab's right sidebar (needs ``sidecar``)."""
+def sidebar(ws: Workspace | None = None, *, title: str = "LLM", mode: str | None = None
+            ) -> Any:
+    """Open the LLM providers sidebar: the lab extension's (JupyterLab 4, Notebook 7), else a
+    ``sidecar``, else the panel inline with a one-line note. Never raises."""
     from .llm_sidebar import sidebar as open_sidebar
 
-    return open_sidebar(ws, title=title)
+    return open_sidebar(ws, title=title, mode=mode)  # type: ignore[arg-type]
