@@ -6,7 +6,12 @@ import { fileURLToPath } from "node:url";
 const here = fileURLToPath(new URL(".", import.meta.url));
 export const options = {
   absWorkingDir: here,
-  entryPoints: { config_panel: "src/config_panel.js", stats_bar: "src/stats_bar.js" },
+  // one stylesheet for both widgets (not one copy per entry)
+  entryPoints: {
+    config_panel: "src/config_panel.js",
+    stats_bar: "src/stats_bar.js",
+    widgets: "src/widgets.css",
+  },
   outdir: "../viagent_jupyter/static",
   bundle: true,
   format: "esm",

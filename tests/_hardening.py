@@ -172,7 +172,7 @@ def build_body(spec: StreamSpec) -> bytes:
         usage: dict[str, Any] = {"prompt_tokens": p, "completion_tokens": c,
                                  "total_tokens": p + c}
         if spec.protocol == "openrouter":
-            # G8: the finish chunk first, then usage on a chunk with finish_reason null
+            # OpenRouter: the finish chunk first, then usage on a chunk with finish_reason null
             if spec.cost is not None:
                 usage["cost"] = spec.cost
             events.append((None, {**head, "choices": [{"index": 0, "delta": {},

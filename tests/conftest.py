@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +43,27 @@ def ws(home: Path) -> Iterator[object]:
     w = Workspace(home=home)
     yield w
     w.close()
+
+
+# -- the recorded wire fixtures: required in CI -----------------------------------------------
+
+def wire_required() -> bool:
+    """CI (``CI=true``) and ``VIAGENT_REQUIRE_WIRE=1`` turn a missing recording into a failure:
+    the replay tests must not silently vanish where the recordings should be."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or \
+        os.environ.get("VIAGENT_REQUIRE_WIRE") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or not wire_required():
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if item.get_closest_marker("wire") or "recording" in reason:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{reason}. The recorded wire fixtures are required here (CI=true or "
+            "VIAGENT_REQUIRE_WIRE=1): set VIAGENT_WIRE_FIXTURES to shared/fixtures/wire."
+        )

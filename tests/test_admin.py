@@ -97,7 +97,7 @@ def test_chat_uses_the_managed_key_which_is_in_no_file(managed: Any, srv: FakePr
     ws = managed
     ws.providers.select("campus")
     s = ws.chat("Hello")
-    assert s.text and s.finish_reason == "stop"
+    assert s.wait().text and s.finish_reason == "stop"
     (req,) = [r for r in srv.requests if r.method == "POST"]
     assert req.headers["authorization"] == f"Bearer {VKEY}"
     assert ws.models("campus").ids == ["demo-small", "demo-large"]
@@ -124,7 +124,7 @@ def test_key_file_must_be_private(etc: Path, srv: FakeProviderServer, home: Path
     keyfile.chmod(0o600)
     write(etc, gateway(srv, key='"file:~/campus.key"'))
     with vj.Workspace(home=home) as ws:
-        assert ws.chat("Hi", provider="campus").text
+        assert ws.chat("Hi", provider="campus").wait().text
         assert srv.requests[-1].headers["authorization"] == f"Bearer {VKEY}"
         keyfile.chmod(0o640)
         ws.providers.refresh()
@@ -247,7 +247,7 @@ def test_no_user_providers_hides_them_and_refuses_new_ones(etc: Path, srv: FakeP
             ws.providers.create(id="other", provider_type="ollama")
         with pytest.raises(vj.PolicyError):
             ws.providers.update("mine", name="x")
-        assert ws.chat("Hi").text  # the default provider answers
+        assert ws.chat("Hi").wait().text  # the default provider answers
         ws.providers.delete("mine")  # your own may still be removed (it was selected)
         assert ws.providers.selected == "campus"
         assert PLANTED_KEY not in json.dumps(ws.providers.providers)
@@ -441,7 +441,7 @@ def test_a_file_broken_while_running_keeps_the_last_rules(etc: Path, srv: FakePr
             ws.chat("Hi", provider="campus", model="demo-large")
         write(etc, gateway(srv))
         assert ws.providers.refresh() is True
-        assert ws.chat("Hi", provider="campus", model="demo-large").text
+        assert ws.chat("Hi", provider="campus", model="demo-large").wait().text
 
 
 def test_the_traitlets_way_in_jupyter_config_files(etc: Path, srv: FakeProviderServer,
@@ -466,12 +466,12 @@ def test_the_traitlets_way_in_jupyter_config_files(etc: Path, srv: FakeProviderS
         assert ws.admin.files() == [etc / "jupyter_config.json", etc / "jupyter_config.py"]
         assert ws.providers.selected == "campus" and ws.providers.get("campus").managed
         assert ws.providers.get("campus").managed_by == str(etc / "jupyter_config.py")
-        assert ws.chat("Hi").text and srv.requests[-1].headers["authorization"] == \
+        assert ws.chat("Hi").wait().text and srv.requests[-1].headers["authorization"] == \
             f"Bearer {VKEY}"
         with pytest.raises(vj.PolicyError):
             ws.chat("Hi", model="demo-large")
         write(etc, '[policy]\nblocked_models = []\n')  # viagent.toml wins in its directory
-        assert ws.providers.refresh() and ws.chat("Hi", model="demo-large").text
+        assert ws.providers.refresh() and ws.chat("Hi", model="demo-large").wait().text
     write(etc, 'c.ViagentAdmin.policy = {"blocked_models": [object()]}\n', "jupyter_config.py")
     with pytest.raises(vj.ConfigValidationError, match=r"ViagentAdmin\.policy\.blocked_models"):
         vj.Workspace(home=home)

@@ -49,7 +49,7 @@ def fake(ws: Workspace, srv: FakeProviderServer) -> Workspace:
 
 
 def ask(ws: Workspace, prompt: str, **kw: object) -> str:
-    return ws.chat(prompt, **kw).text  # type: ignore[arg-type]
+    return ws.chat(prompt, **kw).wait().text  # type: ignore[arg-type]
 
 
 def history_text(ws: Workspace) -> str:
@@ -70,7 +70,7 @@ def test_every_chat_is_recorded_with_what_was_sent_and_answered(fake: Workspace)
                    {"role": "assistant", "content": "earlier answer"},
                    {"role": "user", "content": "What about aardvarks?"}],
                   system="Be brief.", temperature=0.3)
-    text = s.text
+    text = s.wait().text
     [r] = list(fake.history)
     assert (r.provider, r.model, r.response_model, r.source) == (
         "fake", "demo-small", "demo-small", "api")
@@ -324,8 +324,8 @@ def test_a_failed_write_never_fails_the_chat(fake: Workspace,
     with fake.db.write() as conn:
         conn.execute("DROP TABLE history")
     with caplog.at_level(logging.WARNING, logger="viagent_jupyter.history"):
-        assert fake.chat("still answered").text.startswith("You said: still answered")
-        assert fake.chat("and again").text
+        assert fake.chat("still answered").wait().text.startswith("You said: still answered")
+        assert fake.chat("and again").wait().text
     assert fake.history.last_error and "history" in fake.history.last_error
     reports = [r for r in caplog.records if "could not write" in r.getMessage()]
     assert len(reports) == 1  # reported once

@@ -251,7 +251,7 @@ def test_retry_after_above_60s_raises_at_once(srv: FakeProviderServer, client: h
     t0 = time.monotonic()
     with pytest.raises(RateLimitError) as info:
         fetch(client, chat(srv.url_for("openai")))
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 30.0  # not the 120 s it asked for
     assert info.value.retry_after == 120.0
     assert len(srv.requests) == 1 and sleeps == []
 
@@ -299,14 +299,14 @@ def test_deadline_stops_retrying(srv: FakeProviderServer, client: httpx.Client,
 
 def test_stall_between_chunks_times_out(srv: FakeProviderServer, client: httpx.Client,
                                         sleeps: list[float]) -> None:
-    srv.script("chat", Scripted(stall=(3, 10)))
+    srv.script("chat", Scripted(stall=(3, 60)))
     got: list[bytes] = []
     t0 = time.monotonic()
     with pytest.raises(ProviderConnectionError) as info, _http.stream(
             client, chat(srv.url_for("openai")), **opts(timeout=0.3)) as chunks:
         for chunk in chunks:
             got.append(chunk)
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 20.0  # the 0.3 s timeout, not the 60 s stall
     assert len(got) == 3  # what came before the stall was handed out
     msg = str(info.value)
     assert "no data for 0.3 s (timeout)" in msg and "incomplete" in msg
@@ -315,28 +315,28 @@ def test_stall_between_chunks_times_out(srv: FakeProviderServer, client: httpx.C
 
 def test_overall_deadline_on_a_dribbling_stream(srv: FakeProviderServer,
                                                 client: httpx.Client) -> None:
-    srv.script("chat", Scripted(body=b"x" * 100, chunks=1, delay=0.05))
+    srv.script("chat", Scripted(body=b"x" * 100, chunks=1, delay=0.5))  # 50 s in all
     t0 = time.monotonic()
     with pytest.raises(ProviderConnectionError, match=r"overall deadline of 0\.4 s"):
         fetch(client, chat(srv.url_for("openai")), deadline=0.4)
-    assert 0.4 <= time.monotonic() - t0 < 1.5
+    assert 0.4 <= time.monotonic() - t0 < 20.0
 
 
 def test_overall_deadline_on_a_stalled_stream(srv: FakeProviderServer,
                                               client: httpx.Client) -> None:
-    srv.script("chat", Scripted(stall=(1, 10)))
+    srv.script("chat", Scripted(stall=(1, 60)))
     t0 = time.monotonic()
     with pytest.raises(ProviderConnectionError, match="deadline"):
-        fetch(client, chat(srv.url_for("openai")), timeout=5, deadline=0.5)
-    assert time.monotonic() - t0 < 1.5  # the timer cut the blocked read
+        fetch(client, chat(srv.url_for("openai")), timeout=30, deadline=0.5)
+    assert time.monotonic() - t0 < 20.0  # the timer cut the blocked read
 
 
 def test_deadline_before_the_headers(srv: FakeProviderServer, client: httpx.Client) -> None:
-    srv.script("chat", Scripted(headers_delay=10))
+    srv.script("chat", Scripted(headers_delay=60))
     t0 = time.monotonic()
     with pytest.raises(ProviderConnectionError, match="deadline"):
-        fetch(client, chat(srv.url_for("openai")), timeout=5, deadline=0.4)
-    assert time.monotonic() - t0 < 1.5
+        fetch(client, chat(srv.url_for("openai")), timeout=30, deadline=0.4)
+    assert time.monotonic() - t0 < 20.0
 
 
 def test_connect_timeout(client: httpx.Client, sleeps: list[float]) -> None:
@@ -399,11 +399,10 @@ def test_key_over_plain_http_is_refused_before_connecting(headers: dict[str, str
     rec = Recorder()
     req = HTTPRequest("POST", "http://example.invalid/v1/chat/completions", headers=headers,
                       json={})
-    t0 = time.monotonic()
     with _http.make_client(transport=httpx.MockTransport(rec)) as c, \
             pytest.raises(ProviderConnectionError) as info:
         fetch(c, req)
-    assert time.monotonic() - t0 < 0.5 and rec.calls == []
+    assert rec.calls == []  # refused before any request was made
     assert str(info.value) == (
         f"Refusing to send the API key for provider '{PID}' over plain http to host "
         "example.invalid; use https or set allow_insecure_http=True.")
@@ -662,7 +661,7 @@ def test_async_refused_and_insecure(sleeps: list[float]) -> None:
 
 
 def test_async_stall_times_out(srv: FakeProviderServer) -> None:
-    srv.script("chat", Scripted(stall=(2, 10)))
+    srv.script("chat", Scripted(stall=(2, 60)))
     got: list[bytes] = []
 
     async def main() -> None:
@@ -675,20 +674,20 @@ def test_async_stall_times_out(srv: FakeProviderServer) -> None:
 
     t0 = time.monotonic()
     arun(main())
-    assert time.monotonic() - t0 < 2.0 and len(got) == 2
+    assert time.monotonic() - t0 < 20.0 and len(got) == 2  # 0.3 s timeout, not 60 s stall
 
 
 def test_async_deadline(srv: FakeProviderServer) -> None:
-    srv.script("chat", Scripted(stall=(1, 10)), Scripted(headers_delay=10),
-               Scripted(body=b"z" * 100, chunks=1, delay=0.05))
+    srv.script("chat", Scripted(stall=(1, 60)), Scripted(headers_delay=60),
+               Scripted(body=b"z" * 100, chunks=1, delay=0.5))
 
     async def main() -> None:
         async with _http.make_async_client() as c:
             for _ in range(3):
                 t0 = time.monotonic()
                 with pytest.raises(ProviderConnectionError, match=r"overall deadline of 0\.4 s"):
-                    await afetch(c, chat(srv.url_for("openai")), timeout=5, deadline=0.4)
-                assert 0.35 <= time.monotonic() - t0 < 1.2
+                    await afetch(c, chat(srv.url_for("openai")), timeout=30, deadline=0.4)
+                assert 0.35 <= time.monotonic() - t0 < 20.0
 
     arun(main())
 

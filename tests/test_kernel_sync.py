@@ -34,9 +34,9 @@ def test_change_from_another_process_reaches_a_kernel_observer_automatically(
             out = k.check("print(repr(seen[-1][1]) if seen else 'nothing'); "
                           "print(seen[-1][0] if seen else 0)")
             names, when = out.strip().splitlines()
-            assert names == "['After']"
+            assert names == "['After']"  # seen by the 0.25 s poll while no cell ran
             latency = float(when) - changed_at
-            assert 0 <= latency < 1.0, latency
+            assert 0 <= latency < 1.0 + 0.5, latency  # within the second we slept, plus slack
             # the selection travels the same way
             ws.providers.select("shared")
             time.sleep(1.0)

@@ -155,7 +155,7 @@ class Env:
         with pytest.raises(vj.ProviderError) as info:
             s = self.ws.chat("hello", provider=pid)
             try:
-                s.text  # noqa: B018
+                s.wait()
             finally:
                 self.audit.add("reprs", repr(s), repr(vars(s)))
         self.audit.error(info.value)
@@ -246,7 +246,7 @@ def test_a_planted_key_leaks_through_no_surface(env: Env, home: Path, tmp_path: 
     # -- everything working ----------------------------------------------------------------------
     for pid in pids:
         s = ws.chat("hello", provider=pid)
-        assert s.text.startswith("You said") and s.finish_reason == "stop", pid
+        assert s.wait().text.startswith("You said") and s.finish_reason == "stop", pid
         audit.add("reprs", repr(s), repr(vars(s)))
 
     async def achat() -> str:
@@ -323,9 +323,11 @@ def test_a_planted_key_leaks_through_no_surface(env: Env, home: Path, tmp_path: 
     env.run("import getpass")
     verbose_cells = [
         ('srv.script("chat", Scripted(status=401, message=echo))',
-         'ws.chat("hi", provider="p-api").text'),
-        ('srv.script("chat", Scripted(truncate_after=40))', 'ws.chat("hi", provider="p-env").text'),
-        ('srv.script("chat", Scripted(reset=True))', 'ws.chat("hi", provider="p-upd").text'),
+         'ws.chat("hi", provider="p-api").wait().text'),
+        ('srv.script("chat", Scripted(truncate_after=40))',
+         'ws.chat("hi", provider="p-env").wait().text'),
+        ('srv.script("chat", Scripted(reset=True))',
+         'ws.chat("hi", provider="p-upd").wait().text'),
         ('srv.script("models", Scripted(status=401, message=echo)); ws.registry.forget("p-api")',
          'ws.models("p-api", refresh=True)'),
         ("", 'ws.providers.update("p-api", api_key=getpass.getpass(), settings={"top_p": 9})'),
@@ -336,7 +338,7 @@ def test_a_planted_key_leaks_through_no_surface(env: Env, home: Path, tmp_path: 
          'ws.providers.update("p-api", api_key=getpass.getpass())'),
         ('ws.db._conn.execute("PRAGMA query_only=OFF")',
          'ws.providers.update("p-api", base_url="http://example.invalid/v1"); '
-         'ws.chat("hi", provider="p-api").text'),
+         'ws.chat("hi", provider="p-api").wait().text'),
         ('srv.script("chat", Scripted(status=401, message=echo))',
          'async for d in ws.achat("hi", provider="p-wkey"): pass'),
     ]

@@ -251,7 +251,8 @@ def test_cost_of_a_recorded_stream_is_usage_times_catalogue_price(
     OpenAI ``usage.prompt_tokens_details.cached_tokens`` (of ``prompt_tokens``;
     https://platform.openai.com/docs/guides/prompt-caching); Anthropic reports
     ``input_tokens`` *beside* ``cache_read_input_tokens``/``cache_creation_input_tokens``
-    (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching; fixtures/wire G11);
+    (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching: input and cache tokens
+    arrive in message_start);
     Gemini's ``promptTokenCount`` includes ``cachedContentTokenCount``
     (https://docs.rs/crate/gemini-cost/0.1.0/source/src/usage.rs, after the Gemini API's
     UsageMetadata reference)."""

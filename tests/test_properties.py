@@ -659,7 +659,7 @@ def test_keys_and_header_values_outside_ascii_are_refused_before_any_request(
                      default_model="demo-small", max_retries=0)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-tëst-from-the-environment")
         with pytest.raises(ProviderConnectionError, match="non-ASCII") as err:
-            fuzz_ws.chat("hi", provider="oa").text  # noqa: B018
+            fuzz_ws.chat("hi", provider="oa").wait().text  # noqa: B018
         assert "tëst" not in str(err.value) and "\n" not in str(err.value)
         # a row written before this rule (or behind the API) still loads, and says why
         with fuzz_ws.db.write() as conn:
@@ -669,7 +669,7 @@ def test_keys_and_header_values_outside_ascii_are_refused_before_any_request(
         store._reload(force=True)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-ascii-environment-key-1")
         with pytest.raises(ProviderConnectionError, match="X-Title"):
-            fuzz_ws.chat("hi", provider="oa").text  # noqa: B018
+            fuzz_ws.chat("hi", provider="oa").wait().text  # noqa: B018
         assert [r for r in srv.requests if r.route and r.route.endswith("chat")] == []
 
 

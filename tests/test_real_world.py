@@ -168,7 +168,7 @@ def test_an_adapter_added_parameter_refused_is_dropped_once_and_remembered(
         {"error": {"message": "Unsupported parameter: 'stream_options' is not supported with "
                    "this model.", "type": "invalid_request_error", "param": "stream_options",
                    "code": "unsupported_parameter"}})))
-    s = ws.chat("Hello", provider=pid)
+    s = ws.chat("Hello", provider=pid).wait()
     assert s.text.startswith("You said") and s.error is None
     first, second = chats(strict)
     assert "stream_options" in first.json and "stream_options" not in second.json
@@ -179,7 +179,7 @@ def test_an_adapter_added_parameter_refused_is_dropped_once_and_remembered(
 def test_max_tokens_is_renamed_when_the_server_names_the_replacement(
         ws: Any, strict: FakeProviderServer) -> None:
     pid = add(ws, strict, "openai_compatible", "o3")  # a compatible server with OpenAI's rules
-    s = ws.chat("Hello", provider=pid, max_tokens=40)
+    s = ws.chat("Hello", provider=pid, max_tokens=40).wait()
     assert s.text.startswith("You said")
     assert [("max_tokens" in r.json, "max_completion_tokens" in r.json)
             for r in chats(strict)] == [(True, False), (False, True)]
@@ -369,7 +369,7 @@ def test_recorded_reasoning_streams_keep_reasoning_apart(
     assert WIRE is not None
     pid = add(ws, strict, ptype, "demo")
     strict.script("chat", Scripted.from_recording(WIRE / rel, chunks=50))
-    s = ws.chat("Hi", provider=pid)
+    s = ws.chat("Hi", provider=pid).wait()  # .reasoning, like .text, is what came so far
     assert s.reasoning.startswith(reasoning_start)
     assert reasoning_start not in s.text and s.text
 

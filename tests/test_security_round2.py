@@ -291,7 +291,7 @@ def test_item04_loopback_key_never_goes_through_a_proxy(home: Path, proxy: list[
     with FakeProviderServer(delay=0) as srv, vj.Workspace(home=home) as ws:
         ws.providers.create(id="oa", provider_type="openai", base_url=srv.url_for("openai"),
                             api_key=KEY, default_model="demo-small")
-        assert ws.chat("hi", provider="oa").text.startswith("You said")
+        assert ws.chat("hi", provider="oa").wait().text.startswith("You said")
         ws.providers.update("oa", base_url=srv.url_for("openai").replace("127.0.0.1",
                                                                          "localhost"),
                             api_key=KEY)

@@ -103,7 +103,7 @@ def _worker(n: int, home: str, seconds: float, barrier: Any, queue: Any) -> None
                             s.close()
                             outcome = "cancelled" if s.finish_reason == "cancelled" else "ok"
                         else:
-                            s.text  # noqa: B018
+                            s.wait()
                             outcome = "ok"
                     except vj.ProviderError:
                         outcome = "failed-after-start" if s._started else "failed-before-start"

@@ -12,23 +12,26 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigValidationError, ProviderAPIError, ProviderError, ProviderResponseError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._services import ProviderLookup
     from ._structured import OutputSchema
-    from ._workspace import Workspace
     from .adapters.base import ChatRequest
+    from .schema import ModelInfo
 
 __all__ = ["explain_refusal", "known_keys", "prepare", "repair_messages"]
 
 log = logging.getLogger("viagent_jupyter.chat")
 
 
-def known_keys(ws: Workspace) -> list[str]:
+def known_keys(providers: ProviderLookup) -> list[str]:
     """Every provider key this workspace can resolve (stored, session or environment)."""
     from .errors import ViagentError
 
     keys = []
-    for cfg in ws.providers.list():
+    for cfg in providers.list():
         try:
-            key, _source = ws.providers.resolve_key(cfg.id)
+            key, _source = providers.resolve_key(cfg.id)
         except ViagentError:
             continue
         if key:
@@ -36,7 +39,8 @@ def known_keys(ws: Workspace) -> list[str]:
     return keys
 
 
-def prepare(ws: Workspace, pid: str, model: str, messages: list[dict[str, str]], *,
+def prepare(providers: ProviderLookup, model_info: Callable[[str, str], ModelInfo | None],
+            pid: str, model: str, messages: list[dict[str, str]], *,
             context: Sequence[Any] | None, images: Sequence[Any] | None, schema: Any,
             ) -> tuple[list[dict[str, str]], tuple[Any, ...], OutputSchema | None]:
     """(messages with the context before the last user prompt, image parts, output schema)."""
@@ -44,7 +48,7 @@ def prepare(ws: Workspace, pid: str, model: str, messages: list[dict[str, str]],
         from .context import ContextItem, check_secrets, describe, render_context
 
         items = [c if isinstance(c, ContextItem) else describe(c) for c in context]
-        check_secrets(items, known_keys(ws))
+        check_secrets(items, known_keys(providers))
         block = render_context(items)
         for msg in reversed(messages):
             if msg["role"] == "user":
@@ -55,7 +59,7 @@ def prepare(ws: Workspace, pid: str, model: str, messages: list[dict[str, str]],
         from ._images import image_from
 
         parts = tuple(image_from(x) for x in images)
-        _check_vision(ws, pid, model)
+        _check_vision(model_info, pid, model)
     output = None
     if schema is not None:
         from ._structured import output_schema
@@ -64,13 +68,14 @@ def prepare(ws: Workspace, pid: str, model: str, messages: list[dict[str, str]],
     return messages, parts, output
 
 
-def _check_vision(ws: Workspace, pid: str, model: str) -> None:
+def _check_vision(model_info: Callable[[str, str], ModelInfo | None], pid: str,
+                  model: str) -> None:
     """A model whose listing states its capabilities without ``vision`` is refused before
     anything is sent; a model the list says nothing about is tried."""
     from .errors import ViagentError
 
     try:
-        info = ws.registry.info(pid, model)  # the cached list only: never a request
+        info = model_info(pid, model)  # the cached list only: never a request
     except ViagentError:
         return
     if info is not None and info.capabilities and "vision" not in info.capabilities:

@@ -95,7 +95,7 @@ class Column:
 
     @property
     def text(self) -> str:
-        return self.stream.partial_text if self.stream is not None else ""
+        return self.stream.text if self.stream is not None else ""
 
     @property
     def done(self) -> bool:

@@ -7,12 +7,23 @@ import argparse
 import warnings
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from ._display import Table
 
 if TYPE_CHECKING:
-    from .magics import LLMMagics
+    from ._workspace import Workspace
+
+
+class LLMMagics(Protocol):
+    """What these commands use of the magic (``magics.LLMMagics`` fits)."""
+
+    @property
+    def ws(self) -> Workspace: ...
+
+    default_provider: str | None
+
+    def _show(self, obj: Any) -> None: ...
 
 __all__ = ["cmd_budget", "cmd_prices", "period_total"]
 

@@ -65,7 +65,8 @@ def dry_run(ws: Workspace, prompt: Any, **kw: Any) -> DryRun:
 
     kw = {"provider": None, "model": None, "system": None, "temperature": None,
           "max_tokens": None, **kw}
-    plan = plan_chat(ws, prompt, **kw)
+    kw["provider"] = kw["provider"] or ws.require_selected()
+    plan = plan_chat(ws._chat_services(), prompt, **kw)
     http = plan.adapter.chat_request(plan.request)
     images = plan.request.images
     swap: dict[str, str] = {}

@@ -3,28 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._display import LLMResult
+    from ._magic_args import PromptArgs
     from .chat import ChatStream
-    from .magics import LLMMagics, PromptArgs
 
-__all__ = ["FIX_PROMPT", "chat_extras", "check_args", "show_dry_run", "take_value"]
+__all__ = ["FIX_PROMPT", "chat_extras", "show_dry_run", "take_value"]
 
 FIX_PROMPT = ("My last notebook cell failed with the error above. Why did it fail, and how do I "
               "fix it? Show the corrected code.")
-
-
-def check_args(args: PromptArgs, usage_error: Callable[[str], Exception]) -> None:
-    """Option combinations that make no sense: a usage error up front."""
-    if args.to_dataframe and not args.schema:
-        raise usage_error("--to-dataframe needs --schema list[Model]")
-    if args.repair and not args.schema:
-        raise usage_error("--repair works with --schema only")
-    if args.targets and (args.with_ or args.images or args.schema or args.dry_run):
-        raise usage_error("--with, --image, --schema and --dry-run work with one model only")
 
 
 def chat_extras(args: PromptArgs, ns: Mapping[str, Any], shell: Any = None, *,
@@ -48,18 +38,18 @@ def chat_extras(args: PromptArgs, ns: Mapping[str, Any], shell: Any = None, *,
     return extras
 
 
-def show_dry_run(magics: LLMMagics, messages: Any, pid: str, args: PromptArgs,
+def show_dry_run(magics: Any, messages: Any, pid: str, args: PromptArgs,
                  extras: dict[str, Any]) -> None:
     from ._dryrun import dry_run
 
     view = dry_run(magics.ws, messages, provider=pid, model=args.model, system=args.system,
                    temperature=args.temperature, max_tokens=args.max_tokens,
                    reasoning=args.reasoning, **extras)
-    magics.shell.user_ns["_llm_dry_run"] = view  # type: ignore[union-attr]
+    magics.shell.user_ns["_llm_dry_run"] = view
     print(view)
 
 
-def take_value(magics: LLMMagics, stream: ChatStream, result: LLMResult,
+def take_value(magics: Any, stream: ChatStream, result: LLMResult,
                args: PromptArgs) -> None:
     """``result.value``: the validated object (or DataFrame); a failure is the result's error,
     shown as one line under the answer."""

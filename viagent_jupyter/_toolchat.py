@@ -12,17 +12,14 @@ import time
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .adapters.base import StreamState
-from .chat import AsyncChatStream, ChatStream, _ChatBase, _Plan
+from .chat import AsyncChatStream, ChatServices, ChatStream, _ChatBase, _Plan, plan_chat
 from .errors import ProviderError
 from .tools import Step, ToolCall, ToolLoop
 
-if TYPE_CHECKING:
-    from ._workspace import Workspace
-
-__all__ = ["AsyncToolChatStream", "ToolChatStream"]
+__all__ = ["AsyncToolChatStream", "ToolChatStream", "start_achat", "start_chat"]
 
 
 def _call(raw: dict[str, Any], fallback_id: str) -> ToolCall:
@@ -69,7 +66,7 @@ class _ToolMixin:
     def _collect(self: Any, inner: _ChatBase, step: Step) -> None:
         """After one request: its text, calls, usage and cost go into the step and sums."""
         state = inner._state
-        step.text = inner.partial_text
+        step.text = inner.text
         step.finish_reason = inner.finish_reason
         step.elapsed = inner.elapsed or 0.0
         step.usage = inner.usage.model_dump(exclude_none=True)
@@ -95,7 +92,7 @@ class _ToolMixin:
 
     def _separator(self: Any) -> str | None:
         """A blank line between the text of two requests."""
-        text = self.partial_text
+        text = self.text
         if text and not text.endswith("\n\n"):
             return "\n\n" if not text.endswith("\n") else "\n"
         return None
@@ -109,8 +106,8 @@ class _ToolMixin:
 class ToolChatStream(_ToolMixin, ChatStream):
     """``ws.chat(..., tools=[...])``: iterate for text; ``.steps`` has the tool calls."""
 
-    def __init__(self, ws: Workspace, plan: _Plan, loop: ToolLoop) -> None:
-        super().__init__(ws, plan)
+    def __init__(self, services: ChatServices, plan: _Plan, loop: ToolLoop) -> None:
+        super().__init__(services, plan)
         self._setup(loop, plan)
 
     def _run(self) -> Generator[tuple[str, str], None, None]:
@@ -125,7 +122,7 @@ class ToolChatStream(_ToolMixin, ChatStream):
                 if step.index and (sep := self._separator()):
                     self._parts.append(sep)
                     yield "text", sep
-                inner = ChatStream(self._ws, self._step_plan())
+                inner = ChatStream(self._services, self._step_plan())
                 try:
                     for kind, delta in inner.events():
                         if kind == "text":
@@ -155,8 +152,8 @@ class ToolChatStream(_ToolMixin, ChatStream):
 class AsyncToolChatStream(_ToolMixin, AsyncChatStream):
     """The async twin: async tools of one step run concurrently on the running loop."""
 
-    def __init__(self, ws: Workspace, plan: _Plan, loop: ToolLoop) -> None:
-        super().__init__(ws, plan)
+    def __init__(self, services: ChatServices, plan: _Plan, loop: ToolLoop) -> None:
+        super().__init__(services, plan)
         self._setup(loop, plan)
 
     async def _run(self) -> AsyncGenerator[str, None]:
@@ -173,7 +170,7 @@ class AsyncToolChatStream(_ToolMixin, AsyncChatStream):
                 if step.index and (sep := self._separator()):
                     self._parts.append(sep)
                     yield sep
-                inner = AsyncChatStream(self._ws, self._step_plan())
+                inner = AsyncChatStream(self._services, self._step_plan())
                 try:
                     async for delta in inner:
                         self._take([delta])
@@ -209,3 +206,21 @@ def tool_loop(kw: dict[str, Any]) -> ToolLoop | None:
         return None
     return ToolLoop(list(tools), approve=approve,
                     max_steps=MAX_STEPS if max_steps is None else max_steps, on_step=on_step)
+
+
+def start_chat(services: ChatServices, prompt: Any, **kw: Any) -> ChatStream:
+    """``ws.chat``: a plain chat stream, or a tool chat when ``tools=`` is given."""
+    loop = tool_loop(kw)  # takes tools=, approve=, max_steps=, on_step= out of kw
+    plan = plan_chat(services, prompt, **kw)
+    plan.call = kw
+    return ChatStream(services, plan) if loop is None else ToolChatStream(services, plan, loop)
+
+
+def start_achat(services: ChatServices, prompt: Any, **kw: Any) -> AsyncChatStream:
+    """``ws.achat``: the async twin of :func:`start_chat`."""
+    loop = tool_loop(kw)
+    plan = plan_chat(services, prompt, **kw)
+    plan.call = kw
+    if loop is None:
+        return AsyncChatStream(services, plan)
+    return AsyncToolChatStream(services, plan, loop)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .budgets import Budgets
-    from .chat import AsyncChatStream, ChatStream
+    from .chat import AsyncChatStream, ChatServices, ChatStream
     from .history import History
     from .pricing import PriceCatalog
     from .registry import ModelRegistry
@@ -75,7 +75,6 @@ class Workspace:
         self._pricing: PriceCatalog | None = None
         self._budgets: Budgets | None = None
         self._client: httpx.Client | None = None
-        self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._lock = threading.RLock()
         self._poll_handle: asyncio.TimerHandle | None = None
         self._closed = False
@@ -112,7 +111,9 @@ class Workspace:
                 if self._registry is None:
                     from .registry import ModelRegistry
 
-                    self._registry = ModelRegistry(self)
+                    self._registry = ModelRegistry(self.db, self.providers, lambda: self.http,
+                                                   ttl=self.settings.models_ttl,
+                                                   policy=self.admin)
         return self._registry
 
     @property
@@ -148,15 +149,26 @@ class Workspace:
                     self._client = make_client()
         return self._client
 
-    @property
-    def ahttp(self) -> httpx.AsyncClient:
-        """The pooled async client of the running event loop (one per loop)."""
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient[0] is not loop:
-            from .adapters._http import make_async_client
+    def _chat_services(self) -> ChatServices:
+        """The parts a chat uses; stats and registry stay made on first use."""
+        from .adapters._http import make_async_client
+        from .admin import enforce
+        from .chat import ChatServices
 
-            self._aclient = (loop, make_async_client())
-        return self._aclient[1]
+        return ChatServices(
+            providers=self.providers,
+            http=lambda: self.http,
+            new_aclient=make_async_client,
+            record_usage=lambda p, m, usage, cost, error, hold: self.stats.record(
+                p, m, usage, cost, error=error, hold=hold),
+            price=lambda ptype, model, pid, base_url: self.pricing.lookup(
+                ptype, model, provider_id=pid, base_url=base_url),
+            budgets=lambda: self.budgets,
+            deadline=self.settings.chat_deadline,
+            db=self.db,
+            model_info=lambda pid, model: self.registry.info(pid, model),
+            base_settings=lambda cfg, model: enforce(self.admin, cfg, model),
+        )
 
     # -- the public calls -------------------------------------------------------------------------
     def models(self, provider: str | None = None, refresh: bool = False) -> list[ModelInfo]:
@@ -182,11 +194,12 @@ class Workspace:
         ``tools=[f, g]`` lets the model call these functions (``@vj.tool``); ``approve``
         is ``"ask"`` (stdin, per call), ``"all"``, ``"none"`` or a function(call) -> bool;
         ``max_steps`` caps the model requests (default 8). ``.steps`` lists the calls."""
-        from .chat import start_chat
+        from ._toolchat import start_chat
 
-        stream = start_chat(self, prompt, provider=provider, model=model, system=system,
-                            temperature=temperature, max_tokens=max_tokens, tools=tools,
-                            approve=approve, max_steps=max_steps, **settings)
+        stream = start_chat(self._chat_services(), prompt,
+                            provider=provider or self.require_selected(), model=model,
+                            system=system, temperature=temperature, max_tokens=max_tokens,
+                            tools=tools, approve=approve, max_steps=max_steps, **settings)
         self.history.watch(stream)
         return stream
 
@@ -206,11 +219,12 @@ class Workspace:
     ) -> AsyncChatStream:
         """The async twin of :meth:`chat`: ``async for delta in ws.achat(...)``; async tools
         of one step run concurrently on the running loop."""
-        from .chat import start_achat
+        from ._toolchat import start_achat
 
-        stream = start_achat(self, prompt, provider=provider, model=model, system=system,
-                             temperature=temperature, max_tokens=max_tokens, tools=tools,
-                             approve=approve, max_steps=max_steps, **settings)
+        stream = start_achat(self._chat_services(), prompt,
+                             provider=provider or self.require_selected(), model=model,
+                             system=system, temperature=temperature, max_tokens=max_tokens,
+                             tools=tools, approve=approve, max_steps=max_steps, **settings)
         self.history.watch(stream)
         return stream
 
@@ -267,18 +281,16 @@ class Workspace:
             self._poll_handle = None
 
     async def aclose(self) -> None:
-        """Close the async HTTP client of the running loop (call before the loop ends)."""
-        if self._aclient is not None:
-            loop, client = self._aclient
-            self._aclient = None
-            if loop is asyncio.get_running_loop():
-                await client.aclose()
+        """Nothing to do, kept for code that calls it: each async chat opens and closes its
+        own client, so no connection outlives the event loop it was made on."""
 
     def close(self) -> None:
+        """Stop syncing, close the pooled HTTP client and the database."""
         self._closed = True
         self.stop_autorefresh()
         if self._client is not None:
             self._client.close()
+            self._client = None
         self.db.close()
 
     def __enter__(self) -> Workspace:

@@ -53,7 +53,6 @@ from .schema import ModelSettings, ProviderConfig, validation_error
 from .vault import key_hint
 
 if TYPE_CHECKING:
-    from ._workspace import Workspace
     from .registry import ModelList
 
 __all__ = ["ADMIN_FILE", "AdminConfig", "KeyRef", "ManagedProvider", "admin_dirs", "enforce"]
@@ -569,10 +568,9 @@ class AdminConfig:
         return min(limits) if limits else None
 
 
-def enforce(ws: Workspace, cfg: ProviderConfig, model: str) -> dict[str, Any]:
+def enforce(admin: AdminConfig | None, cfg: ProviderConfig, model: str) -> dict[str, Any]:
     """The policy check of a chat plan, before any request: a refused model raises
     :class:`PolicyError`. Returns the provider's settings over the admin defaults."""
-    admin: AdminConfig | None = getattr(ws, "admin", None)
     if admin is None:
         return cfg.settings.model_dump(exclude_none=True)
     admin.check_model(cfg.id, model)

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -26,11 +26,14 @@ from .errors import (
 from .schema import Message, ModelInfo, ModelSettings, ProviderConfig, Usage, validation_error
 
 if TYPE_CHECKING:
-    from ._workspace import Workspace
+    import httpx
+
+    from ._services import ProviderLookup
     from .adapters.base import Adapter, ChatRequest, StreamState
+    from .db import Database
     from .pricing import Price
 
-__all__ = ["AsyncChatStream", "ChatStream", "start_achat", "start_chat"]
+__all__ = ["AsyncChatStream", "ChatServices", "ChatStream", "start_achat", "start_chat"]
 
 log = logging.getLogger("viagent_jupyter.chat")
 
@@ -41,11 +44,48 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "cancelled",
 CHAT_DEADLINE_S = 900.0
 
 
-def chat_deadline(ws: Workspace | None = None) -> float:
-    """The workspace's ``$VIAGENT_CHAT_DEADLINE`` (checked when it was built), else
-    :data:`CHAT_DEADLINE_S`."""
-    settings = getattr(ws, "settings", None)
-    return settings.chat_deadline if settings is not None else CHAT_DEADLINE_S
+def chat_deadline(settings: object | None = None) -> float:
+    """A workspace's ``$VIAGENT_CHAT_DEADLINE`` (its ``Settings``, checked when it was built),
+    else :data:`CHAT_DEADLINE_S`."""
+    deadline = getattr(settings, "chat_deadline", None)
+    return float(deadline) if deadline is not None else CHAT_DEADLINE_S
+
+
+class BudgetGate(Protocol):
+    """The spending-limit check around one call (``Budgets`` fits): ``admit`` before any
+    request (raises BudgetExceededError, or returns a hold), ``release`` a hold unused."""
+
+    def admit(self, request: ChatRequest, price: Price | None) -> int | None: ...
+
+    def release(self, hold: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChatServices:
+    """What a chat uses from its workspace, and nothing more.
+
+    ``http`` returns the pooled sync client; ``new_aclient`` makes an async client that the
+    async stream owns and closes when it ends (an ``httpx.AsyncClient`` belongs to one event
+    loop, and a pool kept across loops leaks its sockets); ``record_usage(provider, model,
+    usage, cost, error, hold)`` counts one request and settles its budget hold;
+    ``price(provider_type, model, provider_id, base_url)`` is the model's price or None;
+    ``budgets()`` is the spending-limit gate (made when a stream is made); ``model_info``
+    reads the cached model list (never a request); ``db`` keeps the wire parameters a
+    provider refused (refusals.py)."""
+
+    providers: ProviderLookup
+    http: Callable[[], httpx.Client]
+    new_aclient: Callable[[], httpx.AsyncClient]
+    record_usage: Callable[[str, str, Usage, Decimal | None, bool, int | None], object]
+    price: Callable[[str, str, str, str], Price | None]
+    budgets: Callable[[], BudgetGate]
+    deadline: float = CHAT_DEADLINE_S  # the overall deadline of one chat, seconds
+    db: Database | None = None
+    model_info: Callable[[str, str], ModelInfo | None] = lambda _pid, _model: None
+    # the provider's settings over the administrator's defaults; raises PolicyError for a
+    # model the policy refuses (admin.py). Default: the provider's own settings.
+    base_settings: Callable[[ProviderConfig, str], dict[str, Any]] = \
+        lambda cfg, _model: cfg.settings.model_dump(exclude_none=True)
 
 
 @dataclass
@@ -86,8 +126,8 @@ def _messages(prompt: str | Sequence[Message | dict[str, str]],
     return out, "\n\n".join(systems) if systems else None
 
 
-def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *,
-              provider: str | None, model: str | None, system: str | None,
+def plan_chat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]], *,
+              provider: str, model: str | None, system: str | None,
               temperature: float | None, max_tokens: int | None,
               context: Sequence[Any] | None = None, images: Sequence[Any] | None = None,
               schema: Any = None, repair: bool = False,
@@ -98,8 +138,8 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
     from .adapters import get_adapter
     from .adapters.base import ChatRequest
 
-    pid = provider or ws.require_selected()
-    cfg = ws.providers.get(pid)
+    pid = provider
+    cfg = services.providers.get(pid)
     model = model or cfg.default_model
     if not model:
         raise ConfigValidationError(
@@ -109,9 +149,7 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
         )
     # the administrator's policy, before any request: a refused model raises PolicyError;
     # their default settings sit under the provider's own (admin.py)
-    from .admin import enforce
-
-    base = enforce(ws, cfg, model)
+    base = services.base_settings(cfg, model)
     overrides = {k: v for k, v in settings.items() if v is not None}
     if temperature is not None:
         overrides["temperature"] = temperature
@@ -124,12 +162,13 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
     messages, system_text = _messages(prompt, system)
     from ._attachments import prepare
 
-    messages, image_parts, output = prepare(ws, pid, model, messages, context=context,
-                                            images=images, schema=schema)
-    key, _source = ws.providers.resolve_key(pid)
-    learnt = _learnt(ws, pid, model)
+    messages, image_parts, output = prepare(services.providers, services.model_info, pid, model,
+                                            messages, context=context, images=images,
+                                            schema=schema)
+    key, _source = services.providers.resolve_key(pid)
+    learnt = _learnt(services, pid, model)
     # only Anthropic's request depends on the model list (max_tokens, adaptive thinking)
-    info = _model_info(ws, pid, model) if cfg.provider_type == "anthropic" else None
+    info = _model_info(services, pid, model) if cfg.provider_type == "anthropic" else None
     request = ChatRequest(
         provider_id=pid,
         provider_type=cfg.provider_type,
@@ -154,23 +193,25 @@ def plan_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]], *
                  frozenset(overrides), repair=repair)
 
 
-def _learnt(ws: Workspace, pid: str, model: str) -> dict[str, str]:
+def _learnt(services: ChatServices, pid: str, model: str) -> dict[str, str]:
     from . import refusals
 
+    if services.db is None:
+        return {}
     try:
-        return refusals.load(ws.db, pid, model)
+        return refusals.load(services.db, pid, model)
     except ViagentError:
         return {}
 
 
-def _model_info(ws: Workspace, pid: str, model: str) -> ModelInfo | None:
+def _model_info(services: ChatServices, pid: str, model: str) -> ModelInfo | None:
     try:
-        return ws.registry.info(pid, model)  # the cached list only: never a request
+        return services.model_info(pid, model)  # the cached list only: never a request
     except ViagentError:
         return None
 
 
-def _replan(ws: Workspace, plan: _Plan, exc: ProviderAPIError) -> bool:
+def _replan(services: ChatServices, plan: _Plan, exc: ProviderAPIError) -> bool:
     """After a 400 before any byte of answer: ``True`` when the request was changed and is
     worth one more try (see ``refusals.py``); raises the one-line error for a refused
     explicit setting; ``False`` when the 400 is about something else."""
@@ -194,7 +235,8 @@ def _replan(ws: Workspace, plan: _Plan, exc: ProviderAPIError) -> bool:
     log.info("provider %s refused %s for %s: retrying with it %s", req.provider_id, wire,
              req.model, "left out" if decision.action == "omit" else "renamed")
     try:
-        refusals.remember(ws.db, req.provider_id, req.model, decision)
+        if services.db is not None:
+            refusals.remember(services.db, req.provider_id, req.model, decision)
     except ViagentError:
         log.warning("could not remember that %s refused %s", req.provider_id, wire)
     return True
@@ -203,8 +245,8 @@ def _replan(ws: Workspace, plan: _Plan, exc: ProviderAPIError) -> bool:
 class _ChatBase:
     """State and bookkeeping shared by the sync and async streams."""
 
-    def __init__(self, ws: Workspace, plan: _Plan) -> None:
-        self._ws = ws
+    def __init__(self, services: ChatServices, plan: _Plan) -> None:
+        self._services = services
         self._plan = plan
         self.provider: str = plan.provider.id
         self.requested_model: str = plan.model
@@ -215,7 +257,7 @@ class _ChatBase:
         self.cost: float | None = None
         self.error: ViagentError | None = None
         self.started_at: float | None = None
-        self.first_token_at: float | None = None
+        self.first_token_at: float | None = None  # time to first token (history, comparisons)
         self.ended_at: float | None = None
         self._parts: list[str] = []
         self._reasoning: list[str] = []
@@ -223,7 +265,7 @@ class _ChatBase:
         self._started = False  # the provider answered 2xx: usage will be recorded
         self._hold: int | None = None  # this call's budget hold, released when it ends
         self.cost_exact: Decimal | None = None  # s.cost before rounding to a float
-        self._budgets = ws.budgets  # made now (imports), not when iteration starts
+        self._budgets = services.budgets()  # made now (imports), not when iteration starts
         self._planned_price = self._price()
         self._iterating = False
         self._done = False
@@ -235,15 +277,16 @@ class _ChatBase:
                 f"finish_reason={self.finish_reason!r} chars={sum(map(len, self._parts))}>")
 
     @property
-    def partial_text(self) -> str:
-        """The text received so far (never waits)."""
+    def text(self) -> str:
+        """The text received so far; never waits for the network. Once the stream has ended
+        (iterated to the end, or ``wait()`` / ``await s.wait()``) it is the whole answer."""
         return "".join(self._parts)
 
     @property
-    def partial_reasoning(self) -> str:
-        """The reasoning text received so far (never waits; never part of the answer)."""
+    def reasoning(self) -> str:
+        """The model's reasoning received so far (never waits, like ``.text``; never part of
+        the answer); ``""`` when the model showed none."""
         return "".join(self._reasoning)
-
     @property
     def elapsed(self) -> float | None:
         if self.started_at is None:
@@ -276,7 +319,7 @@ class _ChatBase:
             "provider": cfg.id,
             "model": self._plan.model,
             "timeout": cfg.timeout,
-            "deadline": chat_deadline(self._ws),
+            "deadline": self._services.deadline,
             "max_retries": cfg.max_retries,
             "allow_insecure_http": cfg.allow_insecure_http,
             "error_from_response": self._plan.adapter.error_from_response,
@@ -325,9 +368,8 @@ class _ChatBase:
             self.cost_exact = Decimal(repr(state_cost))
         try:
             if self._started:
-                self._ws.stats.record(self.provider, self.requested_model, self.usage,
-                                      self.cost_exact,
-                                      error=error is not None, hold=self._hold)
+                self._services.record_usage(self.provider, self.requested_model, self.usage,
+                                            self.cost_exact, error is not None, self._hold)
             elif self._hold is not None:
                 self._budgets.release(self._hold)
         except ViagentError:
@@ -345,8 +387,7 @@ class _ChatBase:
         cfg = self._plan.provider
         try:
             for model in dict.fromkeys((self.requested_model, self.model)):
-                price = self._ws.pricing.lookup(cfg.provider_type, model, provider_id=cfg.id,
-                                                base_url=cfg.endpoint)
+                price = self._services.price(cfg.provider_type, model, cfg.id, cfg.endpoint)
                 if price is not None:
                     return price
         except ViagentError:
@@ -378,13 +419,14 @@ _UNSET: Any = object()
 class ChatStream(_ChatBase):
     """A streamed answer: iterate for ``str`` deltas as they arrive.
 
-    ``.text`` is the whole answer (read before iterating, it waits for the end); ``.usage``,
+    ``.text`` is the text received so far and never waits; ``wait()`` reads to the end and
+    returns the stream, so ``ws.chat(...).wait().text`` is the whole answer. ``.usage``,
     ``.cost``, ``.model``, ``.finish_reason`` are set when the stream ends. ``close()`` stops
     it at once; a ``KeyboardInterrupt`` while iterating does the same and leaves
     ``finish_reason == "cancelled"``."""
 
-    def __init__(self, ws: Workspace, plan: _Plan) -> None:
-        super().__init__(ws, plan)
+    def __init__(self, services: ChatServices, plan: _Plan) -> None:
+        super().__init__(services, plan)
         self._gen: Generator[Any, None, None] | None = None
         self._value: Any = _UNSET
         self.repaired: ChatStream | None = None  # the repair round's stream, if one ran
@@ -418,7 +460,8 @@ class ChatStream(_ChatBase):
         try:
             for attempt in (0, 1):
                 try:
-                    with _http.stream(self._ws.http, adapter.chat_request(self._plan.request),
+                    with _http.stream(self._services.http(),
+                                      adapter.chat_request(self._plan.request),
                                       **self._http_options()) as chunks:
                         self._started = True
                         for chunk in chunks:
@@ -434,7 +477,7 @@ class ChatStream(_ChatBase):
                             yield "text", delta
                     break
                 except ProviderAPIError as exc:
-                    if self._started or attempt or not _replan(self._ws, self._plan, exc):
+                    if self._started or attempt or not _replan(self._services, self._plan, exc):
                         raise
                     parser = adapter.parser(self._plan.request)
                     self._state = parser.state
@@ -450,28 +493,27 @@ class ChatStream(_ChatBase):
         self._finish_ok(parser.state)
 
     @property
-    def reasoning(self) -> str:
-        """The model's reasoning text (waits for the end, like ``.text``); ``""`` when the
-        model showed none. Never part of ``.text``."""
-        if not self._iterating and not self._done:
-            for _ in self:
-                pass
-        return self.partial_reasoning
-
-    @property
     def text(self) -> str:
+        """The text received so far; never waits once the stream has been started.
+
+        Compatibility: on a stream nobody has started, reading ``.text`` still reads the whole
+        answer (as 0.1 did), with a ``FutureWarning``; use ``.wait().text``."""
         if not self._iterating and not self._done:
-            for _ in self:
-                pass
-        return self.partial_text
+            import warnings
+
+            warnings.warn("ChatStream.text will stop waiting for the answer; "
+                          "use ws.chat(...).wait().text", FutureWarning, stacklevel=2)
+            self.wait()
+        return super().text
 
     @property
     def value(self) -> Any:
-        """The structured answer (``schema=``) as a validated object; waits for the end like
-        ``.text``. ``ProviderResponseError`` lists the failing fields; with ``repair=True``
-        one more request asks the model to fix them first. ``None`` without a schema."""
+        """The structured answer (``schema=``) as a validated object; waits for the end (as
+        ``.wait()``). ``ProviderResponseError`` lists the failing fields; with
+        ``repair=True`` one more request asks the model to fix them first. ``None`` without a
+        schema."""
         if self._value is _UNSET:
-            self._value = self._parse(self.text)
+            self._value = self._parse(self.wait().text)
         return self._value
 
     def _parse(self, text: str) -> Any:
@@ -487,12 +529,12 @@ class ChatStream(_ChatBase):
             from ._attachments import repair_messages
 
             call = {**self._plan.call, "context": None, "system": None, "repair": False}
-            self.repaired = self._ws.chat(repair_messages(self._plan.request, text, exc),
-                                          **call)
+            self.repaired = start_chat(self._services,
+                                       repair_messages(self._plan.request, text, exc), **call)
             return self.repaired.value
 
     def wait(self) -> ChatStream:
-        """Consume the rest of the stream; return self."""
+        """Read the rest of the stream (blocking); return self."""
         for _ in self:
             pass
         return self
@@ -513,10 +555,11 @@ class ChatStream(_ChatBase):
 
 
 class AsyncChatStream(_ChatBase):
-    """The async twin: ``async for delta in ws.achat(...)``."""
+    """The async twin: ``async for delta in ws.achat(...)``; ``.text`` is the text so far,
+    ``await s.wait()`` reads to the end and returns the stream."""
 
-    def __init__(self, ws: Workspace, plan: _Plan) -> None:
-        super().__init__(ws, plan)
+    def __init__(self, services: ChatServices, plan: _Plan) -> None:
+        super().__init__(services, plan)
         self._agen: AsyncGenerator[str, None] | None = None
 
     def __aiter__(self) -> AsyncIterator[str]:
@@ -534,9 +577,9 @@ class AsyncChatStream(_ChatBase):
         try:
             for attempt in (0, 1):
                 try:
-                    async with _http.astream(self._ws.ahttp,
-                                             adapter.chat_request(self._plan.request),
-                                             **self._http_options()) as chunks:
+                    async with self._services.new_aclient() as client, \
+                            _http.astream(client, adapter.chat_request(self._plan.request),
+                                          **self._http_options()) as chunks:
                         self._started = True
                         async for chunk in chunks:
                             for delta in self._take(parser.feed(chunk)):
@@ -545,7 +588,7 @@ class AsyncChatStream(_ChatBase):
                             yield delta
                     break
                 except ProviderAPIError as exc:
-                    if self._started or attempt or not _replan(self._ws, self._plan, exc):
+                    if self._started or attempt or not _replan(self._services, self._plan, exc):
                         raise
                     parser = adapter.parser(self._plan.request)
                     self._state = parser.state
@@ -560,16 +603,8 @@ class AsyncChatStream(_ChatBase):
             raise
         self._finish_ok(parser.state)
 
-    @property
-    def text(self) -> str:
-        return self.partial_text
-
-    @property
-    def reasoning(self) -> str:
-        """The reasoning received so far (complete once the stream was iterated)."""
-        return self.partial_reasoning
-
     async def wait(self) -> AsyncChatStream:
+        """Read the rest of the stream; return self."""
         async for _ in self:
             pass
         return self
@@ -602,20 +637,16 @@ def _named(exc: ProviderResponseError, provider: str, model: str) -> ProviderRes
     return exc
 
 
-def start_chat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
+def start_chat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]],
                **kw: Any) -> ChatStream:
-    from ._toolchat import ToolChatStream, tool_loop
-
-    loop = tool_loop(kw)  # tools=, approve=, max_steps=, on_step= (see tools.py)
-    plan = plan_chat(ws, prompt, **kw)
+    """A plain chat (tools: ``_toolchat.start_chat``, which wraps this one's plan)."""
+    plan = plan_chat(services, prompt, **kw)
     plan.call = kw
-    return ChatStream(ws, plan) if loop is None else ToolChatStream(ws, plan, loop)
+    return ChatStream(services, plan)
 
 
-def start_achat(ws: Workspace, prompt: str | Sequence[Message | dict[str, str]],
+def start_achat(services: ChatServices, prompt: str | Sequence[Message | dict[str, str]],
                 **kw: Any) -> AsyncChatStream:
-    from ._toolchat import AsyncToolChatStream, tool_loop
-
-    loop = tool_loop(kw)
-    plan = plan_chat(ws, prompt, **kw)
-    return AsyncChatStream(ws, plan) if loop is None else AsyncToolChatStream(ws, plan, loop)
+    plan = plan_chat(services, prompt, **kw)
+    plan.call = kw
+    return AsyncChatStream(services, plan)

@@ -10,7 +10,8 @@
   ours (0 bytes, another application's SQLite file) is refused untouched, journal mode too.
 * The home and the file are trusted only when owned by the user, not group/world-writable and
   not symlinks (OpenSSH's rule), else :class:`StorageError` naming the ``chmod``/``chown``.
-* :meth:`Database.changed` is the cheap cross-process change check (``PRAGMA data_version``).
+* :class:`ChangeWatch` is the cheap cross-process change check (``PRAGMA data_version`` and
+  a revision counter per kind of data).
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """``viagent-demo``: JupyterLab on the quickstart notebook, offline, with a local demo provider.
 
-It starts the local fake provider (``viagent_jupyter.testing``) on 127.0.0.1, registers it in
-the workspace as the provider ``demo`` (labelled *Local demo (offline)*), selects it when no
-other provider is selected, and runs JupyterLab on loopback with the quickstart notebook open.
-No key and no network are needed. Ctrl-C stops both.
+It starts the local fake provider (``viagent_jupyter.testing``) on 127.0.0.1, registers it as
+the provider ``demo`` (labelled *Local demo (offline)*) in a workspace of its own, and runs
+JupyterLab on loopback with the quickstart notebook open. No key and no network are needed.
+Ctrl-C stops both.
+
+The demo never touches your own workspace or the repository: it works in a scratch directory
+(``--workdir``, default a new temporary one, deleted on exit) holding its workspace home
+(``home/``, unless ``--home``) and a copy of the notebooks (``notebooks/``), which JupyterLab
+serves and may autosave. Its kernels get ``VIAGENT_HOME`` pointing at that home.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEMO_ID", "DEMO_NAME", "ensure_demo", "main", "register_demo"]
+__all__ = ["DEMO_ID", "DEMO_NAME", "Scratch", "ensure_demo", "lab_command", "main",
+           "make_scratch", "register_demo"]
 
 DEMO_ID = "demo"
 DEMO_NAME = "Local demo (offline)"
@@ -80,17 +88,48 @@ def ensure_demo(ws: object | None = None, *, delay: float = 0.02) -> str:
     return DEMO_ID
 
 
-def _notebooks_dir() -> Path:
-    """The repository's ``notebooks/`` when run from a clone, else a copy in the home."""
+def _notebooks_source() -> Path:
+    """The repository's ``notebooks/`` when run from a clone, else the copy in the wheel."""
     here = Path(__file__).resolve().parent.parent / "notebooks"
     if (here / "quickstart.ipynb").exists():
         return here
-    packaged = Path(__file__).resolve().parent / "_notebooks"
-    target = Path.home() / "viagent-demo"
-    if packaged.is_dir() and not (target / "quickstart.ipynb").exists():
-        shutil.copytree(packaged, target, dirs_exist_ok=True)
-    target.mkdir(exist_ok=True)
-    return target
+    return Path(__file__).resolve().parent / "_notebooks"
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Where a demo run works: its workspace home and the notebooks JupyterLab serves."""
+
+    root: Path
+    home: Path
+    notebooks: Path
+    temporary: bool  # made by us: removed when the demo stops
+
+
+def make_scratch(workdir: str | None = None, home: str | None = None,
+                 source: Path | None = None) -> Scratch:
+    """A scratch directory with a copy of the notebooks (existing copies are kept: they may
+    hold the user's edits) and the demo's workspace home."""
+    temporary = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="viagent-demo-") if workdir is None else workdir)
+    root = root.expanduser().resolve()
+    notebooks = root / "notebooks"
+    notebooks.mkdir(parents=True, exist_ok=True)
+    for nb in sorted((source or _notebooks_source()).glob("*.ipynb")):
+        if not (notebooks / nb.name).exists():
+            shutil.copy2(nb, notebooks / nb.name)
+    return Scratch(root, Path(home).expanduser() if home else root / "home", notebooks,
+                   temporary)
+
+
+def lab_command(scratch: Scratch, port: int) -> tuple[list[str], dict[str, str]]:
+    """JupyterLab's command line and environment: loopback, the scratch notebooks, and
+    kernels that use the demo's workspace home."""
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+           f"--port={port}", f"--ServerApp.root_dir={scratch.notebooks}", "quickstart.ipynb"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI machines run as root
+        cmd.append("--allow-root")
+    return cmd, {**os.environ, "VIAGENT_HOME": str(scratch.home)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,14 +139,23 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"demo provider port (default {DEFAULT_PORT}; 0 = any free one)")
     parser.add_argument("--delay", type=float, default=0.03,
                         help="seconds between streamed words of the demo answer")
-    parser.add_argument("--home", help="workspace directory (default $VIAGENT_HOME or the "
-                        "Jupyter data dir)")
+    parser.add_argument("--workdir", help="scratch directory for the notebooks' copy and "
+                        "the workspace (default: a new temporary one, deleted on exit)")
+    parser.add_argument("--home", help="the demo's workspace directory (default: home/ in "
+                        "the scratch directory; never your usual one unless you name it)")
     parser.add_argument("--no-lab", action="store_true",
                         help="only run the demo provider (for your own Jupyter)")
     args = parser.parse_args(argv)
 
-    if args.home:
-        os.environ["VIAGENT_HOME"] = args.home
+    scratch = make_scratch(args.workdir, args.home)
+    try:
+        return _run(args, scratch)
+    finally:
+        if scratch.temporary:
+            shutil.rmtree(scratch.root, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, scratch: Scratch) -> int:
     from . import Workspace
     from .testing import FakeProviderServer
 
@@ -116,12 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         server = FakeProviderServer(port=0, delay=args.delay).start()
     base_url = server.url_for("openai_compatible")
-    with Workspace() as ws:
+    with Workspace(home=scratch.home) as ws:
         register_demo(ws, base_url)
         print(f"viagent demo provider '{DEMO_ID}' ({DEMO_NAME}) at {base_url}", flush=True)
         print(f"workspace: {ws.home}", flush=True)
+    gone = " (deleted when the demo stops; --workdir DIR keeps it)" if scratch.temporary else ""
+    print(f"scratch directory: {scratch.root}{gone}", flush=True)
     if args.no_lab:
-        print("Press Ctrl-C to stop.", flush=True)
+        print(f"Start your own Jupyter with VIAGENT_HOME={scratch.home} to use it. "
+              "Press Ctrl-C to stop.", flush=True)
         stop = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, stop)
         try:
@@ -130,14 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         return 0
 
-    nb_dir = _notebooks_dir()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-           f"--port={args.port}", f"--ServerApp.root_dir={nb_dir}", "quickstart.ipynb"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI machines run as root
-        cmd.append("--allow-root")
+    cmd, env = lab_command(scratch, args.port)
     print(f"Starting JupyterLab on http://127.0.0.1:{args.port}/lab/tree/quickstart.ipynb "
           "(the full URL with its token follows)", flush=True)
-    proc = subprocess.Popen(cmd, cwd=nb_dir)
+    proc = subprocess.Popen(cmd, cwd=scratch.notebooks, env=env)
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -16,7 +16,7 @@ and what to do about it. No message, ``repr`` or attribute ever carries an API k
     ├─ BudgetExceededError        BUDGET_EXCEEDED      (.budget, .spent: refused before sending)
     └─ ProviderError              (.provider, .model)
        ├─ ProviderConnectionError PROVIDER_UNREACHABLE (refused, DNS, TLS, timeout)
-       ├─ ProviderAPIError        PROVIDER_API_ERROR   (.status_code, .retry_after, .body)
+       ├─ ProviderAPIError        PROVIDER_API_ERROR   (.status_code, .retry_after, .error_type)
        │  ├─ AuthenticationError  PROVIDER_AUTH_ERROR  (401/403, Gemini API_KEY_INVALID)
        │  └─ RateLimitError       PROVIDER_RATE_LIMIT  (429, 529 overloaded)
        └─ ProviderResponseError   PROVIDER_BAD_RESPONSE (malformed or truncated stream/body)

@@ -375,7 +375,7 @@ class History:
             created, call.source, s.provider, s.requested_model, s.model,
             _text(getattr(request, "system", None)), _dumps(messages),
             scrub(_last_user_text(messages)),
-            scrub(s.partial_text), _text(getattr(s, "partial_reasoning", None) or None),
+            scrub(s.text), _text(getattr(s, "reasoning", None) or None),
             _dumps(steps) if steps else None, s.finish_reason, _dumps(usage), s.cost,
             None if first is None or started is None else first - started,
             None if ended is None or started is None else ended - started,

@@ -4,19 +4,9 @@
 registers them; ``%unload_ext viagent_jupyter`` removes them. Loading imports nothing heavy:
 the workspace, HTTP client, Markdown renderer and sanitizer load on the first call.
 
-Cell magic (the body is the prompt)::
-
-    %%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-r LEVEL]
-          [-s SYSTEM] [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
-          [--no-interpolate] [--no-stream] [--no-log]
-
-Several ``-m`` (or ``-p PROVIDER:MODEL``) compare models side by side (``_compare.py``).
-``%llm [options] PROMPT`` does the same with the prompt on the line (there ``--chat`` takes
-no separate value: write ``--chat=THREAD``; ``--`` ends the options). Other line commands:
-``providers``, ``use ID``, ``models [ID] [--refresh]``, ``stats [--today|--month]``,
-``prices [MODEL] [--refresh]``, ``budget [set|remove ...]``, ``key ID [--session]``,
-``reset [THREAD]``, ``history [THREAD]``, ``log ...`` (the recorded history, ``history.py``),
-``error``, ``panel``, ``sidebar``, ``help``.
+The options and line commands are declared once, in :mod:`viagent_jupyter._magic_args` (an
+argparse parser and ``COMMANDS``); ``%llm?``, ``%llm help`` and usage errors show the help
+generated from them.
 
 Behaviour worth knowing:
 
@@ -25,13 +15,18 @@ Behaviour worth knowing:
   ``_private`` attributes); anything else in braces (code, JSON) stays as written;
   ``{{``/``}}`` give single braces. IPython's own ``$name``/``{expr}`` expansion of the
   magic line is turned off (it would evaluate code).
-* A one-line prompt that starts with a command word needs ``--``: ``%llm -- models are...``.
+* A line prompt must be unambiguous: a single word that is not a command (``%llm bogus``) is
+  an error with a "did you mean", and so is a line whose first word is a near-miss of a
+  command (``%llm modles --refresh``); ``%llm -- PROMPT`` or ``%llm "PROMPT"`` is always a
+  prompt, and so is anything after options (``%llm -t 0 hi``).
 * The answer streams into one display output, updated at most every ``update_interval``
   seconds (and less often for very long answers, see ``update_bytes_per_second``); a plain
   terminal IPython, which cannot update an output, prints it once at the end.
 * ``--chat`` threads live in the kernel (``LLMMagics.threads``) and, while the history is on,
   in the workspace database too, so a thread survives a kernel restart. They keep completed
   exchanges only: a failed or cancelled answer is not sent back to the model.
+* Several ``-m`` (or ``-p ID:MODEL``) compare models side by side (``_compare.py``);
+  ``%llm log ...`` searches the recorded history (``history.py``).
 * **Interrupting the kernel** stops the stream within a second: the connection is closed,
   the partial answer stays on screen marked *cancelled*, its usage is recorded, ``_llm``
   holds it, and the cell ends without a traceback (the ``KeyboardInterrupt`` is swallowed).
@@ -45,17 +40,10 @@ Configuration (``ipython_config.py`` or ``%config``): see the traits of :class:`
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import io
-import keyword
-import re
-import shlex
 import uuid
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import StdinNotImplementedError, UsageError
@@ -76,6 +64,16 @@ from ._display import (
     utf8_size,
 )
 from ._interpolate import InterpolationRefused, interpolate
+from ._magic_args import (
+    _SUBCOMMANDS,
+    PromptArgs,
+    _split,
+    _usage_error,
+    check_line_prompt,
+    help_text,
+    parse_prompt_args,
+    split_line_prompt,
+)
 
 if TYPE_CHECKING:
     from ._workspace import Workspace
@@ -84,269 +82,6 @@ if TYPE_CHECKING:
 
 __all__ = ["InterpolationRefused", "LLMCellStopped", "LLMMagics", "LLMResult", "PromptArgs",
            "interpolate", "load", "unload"]
-
-# -- arguments -------------------------------------------------------------------------------
-
-USAGE = """\
-%%llm [-p PROVIDER] [-m MODEL] [-t TEMPERATURE] [--max-tokens N] [-r LEVEL] [-s SYSTEM]
-      [-f markdown|text|code|json] [--insert] [-o VAR] [--chat [THREAD] | --new]
-      [--no-interpolate] [--no-stream] [--no-log]
-      [--with NAME[,NAME...]] [--image EXPR] [--schema NAME [--to-dataframe] [--repair]]
-      [--dry-run]
-      [--tools F,G|builtins [--approve all] [--max-steps N]]
-      PROMPT (the cell body)
-%%llm -m MODEL_A -m MODEL_B ... | -p P1:MODEL -p P2:MODEL ...   compare side by side
-%llm [options] PROMPT            the same, prompt on the line (--chat=THREAD, -- ends options)
-%llm providers | use ID | models [ID] [--refresh] | stats [--today|--month] | key ID [--session]
-%llm prices [MODEL] [-p ID] [--refresh] | budget [set USD [--period P] [-p ID] | remove P]
-%llm reset [THREAD] | history [THREAD] | error | fix | panel | sidebar | help
-%llm log [QUERY] [-n N] [--provider P] [--model M] [--since DATE] | log show ID
-%llm log export FILE.jsonl|FILE.md | log clear | log keep DAYS|all"""
-
-HELP = USAGE + """
-
-  -p, --provider ID     provider to use (default: the selected one); ID:MODEL names a model
-  -m, --model MODEL     model (default: the provider's default model)
-                        several -m (or -p ID:MODEL) stream the answers side by side
-  -t, --temperature T   sampling temperature (0-2)
-  --max-tokens N        cap on the answer's tokens
-  -r, --reasoning LEVEL none, minimal, low, medium, high: how hard the model thinks;
-                        its reasoning shows in a collapsed "Thinking…" section
-  -s, --system TEXT     system prompt
-  -f, --format F        markdown (default), text, code, json
-  --insert              with -f code: also put the code into a new cell
-  -o, --output VAR      also store the result (an LLMResult) in VAR; _llm always has it
-  --chat [THREAD]       continue a conversation (default thread: "default")
-  --new                 start the conversation afresh (with --chat THREAD: that one)
-  --no-interpolate      send {braces} as written
-  --no-stream           wait for the whole answer, then show it
-  --no-log              do not record this call in the history (%llm log)
-  --with NAME[,NAME]    attach variables as short capped descriptions (DataFrames, arrays,
-                        dicts...); also In[3], Out[3], error (the last exception)
-  --image EXPR          attach an image: a figure, PIL image, bytes, a file path, Out[5],
-                        or last (the last image shown); repeat for several
-  --schema NAME         structured output: a pydantic model, dataclass, TypedDict or JSON
-                        Schema dict (or list[Model]); the object is in _llm.value
-  --to-dataframe        with --schema list[...]: _llm.value is a pandas DataFrame
-  --repair              with --schema: one retry when the answer does not fit
-  --dry-run             show the exact request and a token estimate; send nothing
-  %llm fix              ask why the last error happened and how to fix it
-  --tools F,G           let the model call these functions of the notebook (@vj.tool);
-                        builtins: read-only tools over the notebook's variables and cells
-  --approve all         run every call without asking (default: ask on each call that
-                        is not @vj.tool(safe=True); no stdin means deny)
-  --max-steps N         at most N model requests in one answer (default 8)
-
-  {name}, {obj.attr}, {seq[0]}, {In[3]}, {Out[3]} in the prompt are filled from the
-  notebook's variables; other braces stay as written; {{ and }} give single braces.
-  Interrupt the kernel to stop an answer: the partial text stays, marked cancelled.
-  %llm key asks for the key with a hidden prompt: never type a key into a cell."""
-
-_SUBCOMMANDS = frozenset({"providers", "use", "models", "stats", "key", "reset", "history",
-                          "log", "error", "panel", "sidebar", "help", "prices", "budget",
-                          "fix"})
-# options that take a separate value, for finding where a one-line prompt starts
-_VALUE_OPTIONS = frozenset({"-p", "--provider", "-m", "--model", "-t", "--temperature",
-                            "--max-tokens", "-r", "--reasoning", "-s", "--system", "-f",
-                            "--format", "-o", "--output", "--with", "--image", "--schema",
-                            "--tools", "--approve", "--max-steps"})
-
-
-# schema.REASONING_LEVELS, written out: loading the extension must not import pydantic
-_REASONING_LEVELS = ("none", "minimal", "low", "medium", "high")
-
-
-@dataclass(frozen=True)
-class PromptArgs:
-    """The options of one ``%%llm``/``%llm`` prompt, parsed and checked."""
-
-    provider: str | None = None
-    model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    reasoning: str | None = None
-    tools: str | None = None  # --tools f,g (names in the namespace; "builtins")
-    approve: str | None = None  # --approve ask|all
-    max_steps: int | None = None
-    system: str | None = None
-    format: str | None = None  # None: c.LLMMagics.default_format
-    insert: bool = False
-    output: str | None = None
-    chat: str | None = None  # the thread to continue, or None
-    new: bool = False
-    interpolate: bool = True
-    stream: bool = True
-    help: bool = False
-    log: bool = True
-    # several (provider, model) pairs: a side-by-side comparison (empty: one answer)
-    targets: tuple[tuple[str | None, str | None], ...] = ()
-    # the notebook as context, typed answers (see _magic_context.py)
-    with_: tuple[str, ...] = ()
-    images: tuple[str, ...] = ()
-    schema: str | None = None
-    to_dataframe: bool = False
-    repair: bool = False
-    dry_run: bool = False
-
-    @property
-    def thread(self) -> str | None:
-        if self.chat is not None:
-            return self.chat
-        return "default" if self.new else None
-
-
-class _ArgumentError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _ArgumentError(message)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise _ArgumentError(message or "invalid arguments")
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {n}")
-    return n
-
-
-# Names the kernel itself relies on: -o must not overwrite them.
-_RESERVED_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
-                             "_ih", "_oh", "_dh", "_i", "_ii", "_iii"})
-
-
-def _variable(value: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value) or keyword.issoftkeyword(value):
-        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a valid variable name")
-    if (value.startswith("__") and value.endswith("__")) or value in _RESERVED_NAMES or \
-            re.fullmatch(r"_(i|ii|iii|)\d+", value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is reserved by IPython or Python; choose another variable name")
-    return value
-
-
-def _thread_name(value: str) -> str:
-    if not value or value.startswith("-") or len(value) > 100:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a thread name")
-    return value
-
-
-def _prompt_parser() -> _Parser:
-    p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False, usage=USAGE)
-    p.add_argument("-p", "--provider", action="append")
-    p.add_argument("-m", "--model", action="append")
-    p.add_argument("-t", "--temperature", type=float)
-    p.add_argument("--max-tokens", type=_positive_int)
-    p.add_argument("-r", "--reasoning", choices=_REASONING_LEVELS)
-    p.add_argument("--tools")
-    p.add_argument("--approve", choices=("ask", "all"))
-    p.add_argument("--max-steps", type=_positive_int)
-    p.add_argument("-s", "--system")
-    p.add_argument("-f", "--format", choices=FORMATS)
-    p.add_argument("--insert", action="store_true")
-    p.add_argument("-o", "--output", type=_variable)
-    p.add_argument("--chat", nargs="?", const="default", type=_thread_name)
-    p.add_argument("--new", action="store_true")
-    p.add_argument("--no-interpolate", action="store_true")
-    p.add_argument("--no-stream", action="store_true")
-    p.add_argument("--no-log", action="store_true")
-    p.add_argument("--with", dest="with_", action="append", default=[])
-    p.add_argument("--image", action="append", default=[])
-    p.add_argument("--schema")
-    p.add_argument("--to-dataframe", action="store_true")
-    p.add_argument("--repair", action="store_true")
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("-h", "--help", action="store_true")
-    return p
-
-
-def _usage_error(message: str) -> UsageError:
-    return UsageError(f"{message}\n{USAGE}")
-
-
-def _split(line: str) -> list[str]:
-    try:
-        return shlex.split(line, posix=True)
-    except ValueError as exc:  # e.g. "No closing quotation"
-        raise _usage_error(f"cannot parse the options: {exc}") from None
-
-
-def parse_prompt_args(tokens: Sequence[str]) -> PromptArgs:
-    """Options → :class:`PromptArgs`; a bad option raises a UsageError with the usage."""
-    try:
-        ns = _prompt_parser().parse_args(list(tokens))
-    except _ArgumentError as exc:
-        raise _usage_error(str(exc)) from None
-    from ._compare import targets_from_options
-
-    try:
-        provider, model, targets = targets_from_options(ns.provider or [], ns.model or [])
-    except ValueError as exc:
-        raise _usage_error(str(exc)) from None
-    args = PromptArgs(
-        provider=provider, model=model, temperature=ns.temperature,
-        max_tokens=ns.max_tokens, reasoning=ns.reasoning, system=ns.system, format=ns.format,
-        insert=ns.insert,
-        output=ns.output, chat=ns.chat, new=ns.new, interpolate=not ns.no_interpolate,
-        stream=not ns.no_stream, help=ns.help, log=not ns.no_log, targets=targets,
-        with_=tuple(ns.with_), images=tuple(ns.image), schema=ns.schema,
-        to_dataframe=ns.to_dataframe, repair=ns.repair, dry_run=ns.dry_run,
-        tools=ns.tools, approve=ns.approve, max_steps=ns.max_steps,
-    )
-    from ._magic_context import check_args
-
-    check_args(args, _usage_error)
-    if targets and args.tools:
-        raise _usage_error("comparing several models works without --tools")
-    if targets and (args.chat is not None or args.new or args.insert):
-        raise _usage_error("comparing several models works without --chat, --new and --insert")
-    if args.insert:
-        if args.format not in (None, "code"):
-            raise _usage_error("--insert works with -f code only")
-        args = dataclasses.replace(args, format="code")
-    return args
-
-
-def split_line_prompt(line: str) -> tuple[list[str], str]:
-    """``-p x -t 0.2 What's up?`` → ``(["-p", "x", "-t", "0.2"], "What's up?")``.
-
-    Options are read (shell quoting) until the first word that is not an option or an
-    option's value, or until ``--``; the rest of the line is the prompt, as written."""
-    source = io.StringIO(line)
-    lexer = shlex.shlex(source, posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    tokens: list[str] = []
-    pos = 0
-    expect_value = False
-    try:
-        while True:
-            rest = line[pos:]
-            start = pos + len(rest) - len(rest.lstrip())
-            if start >= len(line):
-                return tokens, ""
-            if not expect_value and not line.startswith("-", start):
-                return tokens, line[start:].strip()
-            token = lexer.get_token()
-            pos = source.tell()
-            if token is None:
-                return tokens, ""
-            if token == "--" and not expect_value:
-                return tokens, line[pos:].strip()
-            tokens.append(token)
-            expect_value = not expect_value and token in _VALUE_OPTIONS
-    except ValueError as exc:
-        raise _usage_error(f"cannot parse the options: {exc}") from None
-
 
 # -- the magics ------------------------------------------------------------------------------
 
@@ -472,7 +207,7 @@ class LLMMagics(Magics):
             if cell is not None:
                 args = parse_prompt_args(_split(line))
                 if args.help:
-                    print(HELP)
+                    print(help_text())
                     return None
                 return self._prompt(args, cell)
             return self._line(line)
@@ -485,16 +220,22 @@ class LLMMagics(Magics):
     def _line(self, line: str) -> Any:
         stripped = line.strip()
         if not stripped:
-            print(HELP)
+            print(help_text())
             return None
         command, *rest = stripped.split(None, 1)
         if command in _SUBCOMMANDS:  # a prompt starting with one of these: %llm -- models...
             handler = getattr(self, f"_cmd_{command}")
             return handler(_split(rest[0] if rest else ""))
+        if stripped[0] in "'\"":
+            quoted = _split(stripped)
+            if len(quoted) == 1:  # %llm "one explicit prompt"
+                return self._prompt(PromptArgs(), quoted[0])
+        elif not stripped.startswith("-"):
+            check_line_prompt(stripped)
         tokens, prompt = split_line_prompt(line)
         args = parse_prompt_args(tokens)
         if args.help:
-            print(HELP)
+            print(help_text())
             return None
         return self._prompt(args, prompt)
 
@@ -607,14 +348,14 @@ class LLMMagics(Magics):
             stream.close()
         except ViagentError as exc:
             error = exc
-        text = stream.partial_text
+        text = stream.text
         if truncated_at is not None:
             text = clip(text, truncated_at)[0]
         result = LLMResult(
             text=text, provider=stream.provider, model=stream.model, label=label,
             format=fmt, usage=stream.usage, cost=stream.cost, finish_reason=stream.finish_reason,
             elapsed=stream.elapsed, error=error, display_max_bytes=display_cap,
-            truncated_at=truncated_at, reasoning=stream.partial_reasoning,
+            truncated_at=truncated_at, reasoning=stream.reasoning,
         )
         result.steps = list(getattr(stream, "steps", ()))
         bundle = result._repr_mimebundle_()
@@ -714,7 +455,7 @@ class LLMMagics(Magics):
 
     # -- line commands ---------------------------------------------------------------------------
     def _cmd_help(self, argv: list[str]) -> None:
-        print(HELP)
+        print(help_text())
 
     def _cmd_providers(self, argv: list[str]) -> None:
         from .schema import TYPE_NAMES
@@ -928,6 +669,9 @@ def load(ipython: Any, workspace: Workspace | None = None) -> LLMMagics:
     ipython.register_magics(magics)
     DisplayRecorder().install(ipython)  # --image Out[n] / last: the images cells showed
     return magics
+
+
+LLMMagics.llm.__doc__ = help_text()  # what %llm? and %%llm? show
 
 
 def unload(ipython: Any) -> None:

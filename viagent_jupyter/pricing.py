@@ -36,7 +36,7 @@ from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from traitlets import Dict, Float, Unicode
 from traitlets.config import Configurable
@@ -45,8 +45,24 @@ from .db import ChangeWatch
 from .errors import ConfigValidationError, StorageError
 
 if TYPE_CHECKING:
-    from ._workspace import Workspace
+    from .db import Database
+    from .registry import ModelRegistry
     from .schema import Usage
+    from .store import ProviderStore
+
+
+class PricingHost(Protocol):
+    """What the price catalogue reads from its workspace (``Workspace`` fits): the database,
+    the model lists (provider-listed prices) and the providers (type and URL of an id)."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def registry(self) -> ModelRegistry: ...
+
+    @property
+    def providers(self) -> ProviderStore: ...
 
 __all__ = [
     "Price",
@@ -294,7 +310,7 @@ class PriceCatalog(Configurable):
         help="Seconds the fetched price list is used before ws.pricing.get refreshes it.",
     )
 
-    def __init__(self, ws: Workspace, **kwargs: Any) -> None:
+    def __init__(self, ws: PricingHost, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ws = ws
         self._lock = threading.RLock()

@@ -13,25 +13,27 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from ._settings import MODELS_TTL_S
 from .errors import ProviderError, StorageError, ViagentError
 from .schema import ModelInfo
 
 if TYPE_CHECKING:
-    from ._workspace import Workspace
+    import httpx
+
+    from ._services import ProviderLookup
+    from .db import Database
 
 __all__ = ["ModelList", "ModelRegistry", "StaleModelListWarning"]
 
 log = logging.getLogger("viagent_jupyter.registry")
 
-DEFAULT_TTL_S = 3600.0
 MAX_PAGES = 100
 MODELS_DEADLINE_S = 120.0  # one page of a model list, retries included
 
@@ -46,6 +48,16 @@ def _user_stacklevel() -> int:
         level += 1
         frame = frame.f_back  # type: ignore[assignment]
     return level
+
+
+class ModelPolicy(Protocol):
+    """What the registry asks of the administrator's policy (``AdminConfig`` fits)."""
+
+    def is_managed(self, pid: str) -> bool: ...
+
+    def filter_models(self, pid: str, models: ModelList) -> ModelList: ...
+
+    def pricing(self, pid: str, model: str) -> dict[str, Decimal] | None: ...
 
 
 class StaleModelListWarning(UserWarning):
@@ -94,19 +106,28 @@ def _load(data: str) -> list[ModelInfo]:
 
 
 class ModelRegistry:
-    """Model lists of a workspace's providers, fetched live and cached in its database."""
+    """Model lists of a workspace's providers, fetched live and cached in its database.
 
-    def __init__(self, ws: Workspace, ttl: float | None = None) -> None:
-        self._ws = ws
-        self.ttl = ttl if ttl is not None else ws.settings.models_ttl  # checked by Workspace
-        self._lock = threading.RLock()
+    ``providers`` looks up configs and keys; ``http`` returns the pooled client to fetch with
+    (called when a fetch needs it, so the client is made on first use); ``policy`` is the
+    administrator's (admin.py): its providers, the models it allows, its prices. ``ttl``:
+    seconds a cached list is used (the Workspace passes ``$VIAGENT_MODELS_TTL``, checked)."""
+
+    def __init__(self, db: Database, providers: ProviderLookup,
+                 http: Callable[[], httpx.Client], ttl: float | None = None,
+                 policy: ModelPolicy | None = None) -> None:
+        self._db = db
+        self._providers = providers
+        self._http = http
+        self._policy = policy
+        self.ttl = ttl if ttl is not None else MODELS_TTL_S
         # provider id -> (fetched_at, models, by id): parsed once per stored version
         self._memory: dict[str, tuple[float, list[ModelInfo], dict[str, ModelInfo]]] = {}
 
     # -- cache ----------------------------------------------------------------------------------
     def cached(self, provider: str) -> ModelList | None:
         """The cached list (any age), or None."""
-        db = self._ws.db
+        db = self._db
         with db.read() as conn:
             row = conn.execute("SELECT fetched_at FROM model_cache WHERE provider_id = ?",
                                (provider,)).fetchone()
@@ -137,14 +158,13 @@ class ModelRegistry:
 
     def _save(self, provider: str, models: list[ModelInfo]) -> float:
         now = time.time()
-        managed = getattr(self._ws, "admin", None) is not None and \
-            self._ws.admin.is_managed(provider)  # an administrator's provider has no row
-        with self._ws.db.write() as conn:
+        managed = self._policy is not None and \
+            self._policy.is_managed(provider)  # an administrator's provider has no row
+        with self._db.write() as conn:
             if managed or conn.execute("SELECT 1 FROM providers WHERE id = ?",
                                        (provider,)).fetchone():
                 conn.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)",
                              (provider, now, _dump(models)))
-                self._ws.db.bump(conn, "models_rev")
         self._memory[provider] = (now, models, {m.id: m for m in models})
         return now
 
@@ -153,15 +173,15 @@ class ModelRegistry:
         """Ask the provider for its models now (all pages), without touching the cache."""
         from .adapters import _http, get_adapter
 
-        cfg = self._ws.providers.get(provider)
-        key, _source = self._ws.providers.resolve_key(provider)
+        cfg = self._providers.get(provider)
+        key, _source = self._providers.resolve_key(provider)
         adapter = get_adapter(cfg.provider_type)
         request = adapter.models_request(cfg.endpoint, key, cfg.headers)
         models: list[ModelInfo] = []
         seen: set[str] = set()
         for _page in range(MAX_PAGES):
             body = _http.request_json(
-                self._ws.http, request, provider=cfg.id, timeout=cfg.timeout,
+                self._http(), request, provider=cfg.id, timeout=cfg.timeout,
                 deadline=MODELS_DEADLINE_S, max_retries=cfg.max_retries,
                 allow_insecure_http=cfg.allow_insecure_http,
                 error_from_response=adapter.error_from_response,
@@ -209,15 +229,15 @@ class ModelRegistry:
         if found is None:
             found = self.refresh(provider)
         # without the models the administrator's policy refuses (admin.py)
-        self._ws.providers.get(provider)  # a provider the policy hides: PolicyError
-        return self._ws.admin.filter_models(provider, found)
+        self._providers.get(provider)  # a provider the policy hides: PolicyError
+        return self._policy.filter_models(provider, found) if self._policy else found
 
     def refresh_all(self, providers: Iterable[str] | None = None
                     ) -> dict[str, ModelList | ViagentError]:
         """Refresh every provider concurrently; each gets its list or its error."""
         ids = list(providers) if providers is not None else \
-            [p.id for p in self._ws.providers.list()]
-        self._ws.http  # noqa: B018 - make the shared client before the threads need it
+            [p.id for p in self._providers.list()]
+        self._http()  # make the shared client before the threads need it
         results: dict[str, ModelList | ViagentError] = {}
 
         def one(pid: str) -> None:
@@ -237,9 +257,7 @@ class ModelRegistry:
     def pricing(self, provider: str, model: str) -> dict[str, Decimal] | None:
         """USD per token for a model: the administrator's price (admin.py), else from the
         cache only (never a request)."""
-        admin = getattr(self._ws, "admin", None)
-        price: dict[str, Decimal] | None = \
-            admin.pricing(provider, model) if admin is not None else None
+        price = self._policy.pricing(provider, model) if self._policy is not None else None
         if price is not None:
             return price
         cached = self.cached(provider)
@@ -250,13 +268,13 @@ class ModelRegistry:
         return dict(info.pricing) if info is not None and info.pricing else None
 
     def info(self, provider: str, model: str) -> ModelInfo | None:
+        """One model of the cached list (never a request), or None."""
         if self.cached(provider) is None:
             return None
         mem = self._memory.get(provider)
         return mem[2].get(model) if mem else None
 
     def forget(self, provider: str) -> None:
-        with self._ws.db.write() as conn:
+        with self._db.write() as conn:
             conn.execute("DELETE FROM model_cache WHERE provider_id = ?", (provider,))
-            self._ws.db.bump(conn, "models_rev")
         self._memory.pop(provider, None)

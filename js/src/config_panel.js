@@ -2,7 +2,6 @@
 //
 // A view of the kernel's provider store: it renders the synced, secret-free traits and sends
 // every edit as a request that the kernel validates with the store's own rules.
-import "./widgets.css";
 import { h, icon, replaceChildren } from "./lib/dom.js";
 import { displayLabel } from "./lib/format.js";
 import { Messages, fingerprint } from "./lib/messages.js";

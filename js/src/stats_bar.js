@@ -3,7 +3,6 @@
 // The line speaks of what it names: the selected provider · model and that model's figures
 // (requests, prompt "in" / completion "out" tokens, cost, last use); the whole workspace's
 // request count follows, labelled as such, when it differs.
-import "./widgets.css";
 import { h, replaceChildren, uid } from "./lib/dom.js";
 import { formatCompact, formatCost, formatInt, relativeTime } from "./lib/format.js";
 

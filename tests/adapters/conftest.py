@@ -3,7 +3,8 @@
 Recordings dir = ``$VIAGENT_WIRE_FIXTURES`` if set, else ``<repo>/../shared/fixtures/wire``
 if it exists. Tests that need recordings take one of the parametrised fixtures below
 (``stream_recording``, ``error_recording``, ``models_recording``) or ``wire_dir``; without
-recordings they are skipped with the reason below, and the synthetic tests still run.
+recordings they are skipped with the reason below (failed in CI: see tests/conftest.py), and
+the synthetic tests still run.
 """
 
 from __future__ import annotations

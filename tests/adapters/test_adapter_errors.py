@@ -1,4 +1,4 @@
-"""HTTP error mapping, retry hints and secret scrubbing (synthetic bodies; G14, G20, G21)."""
+"""HTTP error mapping, retry hints and secret scrubbing (synthetic bodies)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def err_for(provider_type: str, status: int, body: Any, headers: dict[str, str] 
     return err
 
 
-def test_openai_insufficient_quota_is_never_retried() -> None:  # G20
+def test_openai_insufficient_quota_is_never_retried() -> None:
     body = {"error": {"message": "You exceeded your current quota, please check your plan "
                                  "and billing details.", "type": "insufficient_quota",
                       "param": None, "code": "insufficient_quota"}}
@@ -92,7 +92,7 @@ def test_openrouter_403_moderation_is_not_an_auth_error() -> None:
     assert type(err) is ProviderAPIError and "moderation" in str(err)
 
 
-def test_gemini_400_api_key_invalid_labelled_sse() -> None:  # G14, G20
+def test_gemini_400_api_key_invalid_labelled_sse() -> None:
     body = json.dumps({"error": {
         "code": 400, "message": "API key not valid. Please pass a valid API key.",
         "status": "INVALID_ARGUMENT",

@@ -35,7 +35,7 @@ USAGE_CHUNK = j({"id": "chatcmpl-1", "model": "gpt-4o-x", "choices": [],
                  "usage": {"prompt_tokens": 14, "completion_tokens": 3, "total_tokens": 17}})
 
 
-def test_openai_text_finish_and_choices_empty_usage_chunk() -> None:  # G7
+def test_openai_text_finish_and_choices_empty_usage_chunk() -> None:
     body = sse(oa_chunk("Hel", usage=None), oa_chunk("lo"), oa_chunk(None, "stop"),
                USAGE_CHUNK, "[DONE]")
     got = replay_all("openai", body)
@@ -45,13 +45,13 @@ def test_openai_text_finish_and_choices_empty_usage_chunk() -> None:  # G7
     assert got.cost is None
 
 
-def test_openai_usage_absent_or_null_and_no_usage_chunk() -> None:  # G9, G19
+def test_openai_usage_absent_or_null_and_no_usage_chunk() -> None:
     body = sse(oa_chunk("a"), oa_chunk("b", usage=None), oa_chunk("", "length"), "[DONE]")
     got = replay_all("openai", body)
     assert got.text == "ab" and got.finish_reason == "length" and got.usage == {}
 
 
-def test_openrouter_late_null_finish_and_cost() -> None:  # G8, G2
+def test_openrouter_late_null_finish_and_cost() -> None:
     late = j({"id": "gen-1", "model": "openai/gpt-4o",
               "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                            "finish_reason": None, "native_finish_reason": None}],
@@ -101,13 +101,13 @@ def test_openai_content_as_list_of_parts() -> None:
     assert got.text == "Hi"
 
 
-def test_openai_raw_unicode_separators_in_text() -> None:  # G5
+def test_openai_raw_unicode_separators_in_text() -> None:
     text = "a\u2028b\u2029c\u0085d"
     got = replay_all("openai", sse(oa_chunk(text), oa_chunk(None, "stop"), "[DONE]"))
     assert got.text == text
 
 
-def test_openai_in_stream_error_keeps_text_and_raises() -> None:  # G15
+def test_openai_in_stream_error_keeps_text_and_raises() -> None:
     err = j({"error": {"message": "Internal failure", "type": "server_error", "code": None}})
     got = replay_all("openai", sse(oa_chunk("partial "), err, "[DONE]"))
     assert got.text == "partial "
@@ -146,7 +146,7 @@ def test_deferred_error_text_of_the_same_chunk_reaches_the_caller() -> None:
         parser.close()
 
 
-def test_openai_truncated_without_done() -> None:  # G16
+def test_openai_truncated_without_done() -> None:
     body = sse(oa_chunk("Hello"), oa_chunk(" wor"))
     parser = get_adapter("openai").parser(chat_request("openai"))
     assert parser.feed(body) == ["Hello", " wor"]
@@ -208,7 +208,7 @@ def an_events(*extra: tuple[str, str], stop: str = "end_turn", output: int = 10,
         ("message_delta", j({"type": "message_delta",
                              "delta": {"stop_reason": stop, "stop_sequence": None},
                              "usage": usage}) + "     "),
-        ("message_stop", '{"type":"message_stop"         }'),  # G6 padding
+        ("message_stop", '{"type":"message_stop"         }'),  # Anthropic pads its JSON with spaces
     ]
 
 
@@ -217,7 +217,7 @@ def text_delta(text: str, kind: str = "text_delta", key: str = "text") -> tuple[
                                       "delta": {"type": kind, key: text}}))
 
 
-def test_anthropic_text_ping_unknown_event_and_usage_split() -> None:  # G10, G11
+def test_anthropic_text_ping_unknown_event_and_usage_split() -> None:
     body = sse(*an_events(text_delta("- Cap"), ("ping", '{"type": "ping"}'),
                           ("brand_new_event", '{"type": "brand_new_event", "x": 1}'),
                           text_delta("tain 🦅\u2028")))
@@ -256,7 +256,7 @@ def test_anthropic_stop_reasons(raw: str, norm: str) -> None:
     assert (got.finish_reason, got.raw_finish_reason) == (norm, raw)
 
 
-def test_anthropic_event_error_overloaded() -> None:  # G15
+def test_anthropic_event_error_overloaded() -> None:
     error = j({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
     events = [*an_events(text_delta("Hel"))[:4], ("error", error)]
     got = replay_all("anthropic", sse(*events))
@@ -304,7 +304,7 @@ def ge_chunk(*texts: str, finish: str | None = None, thoughts: int | None = None
               "modelVersion": "gemini-2.5-flash", "responseId": "r1", **extra})
 
 
-def test_gemini_cumulative_usage_thoughts_and_crlf() -> None:  # G1, G12
+def test_gemini_cumulative_usage_thoughts_and_crlf() -> None:
     body = sse(ge_chunk(thought_parts=("**Plan**",), prompt=15, thoughts=75),
                ge_chunk("To find", prompt=15, cand=5, thoughts=75),
                ge_chunk(" 4242.", finish="STOP", prompt=13, cand=63, thoughts=75), eol="\r\n")
@@ -364,7 +364,7 @@ def test_gemini_in_stream_error_without_data_prefix() -> None:  # how google-gen
 
 
 def test_gemini_api_key_invalid_body_fed_to_parser_raises_auth() -> None:
-    # G14: the error JSON labelled text/event-stream, should it reach the parser.
+    # Gemini: the error JSON labelled text/event-stream, should it reach the parser.
     pretty = json.dumps({"error": {"code": 400, "message": "API key not valid.",
                                    "status": "INVALID_ARGUMENT",
                                    "details": [{"reason": "API_KEY_INVALID"}]}}, indent=2)
@@ -372,7 +372,7 @@ def test_gemini_api_key_invalid_body_fed_to_parser_raises_auth() -> None:
     assert isinstance(got.error_obj, AuthenticationError)
 
 
-def test_gemini_array_mode_body_is_read_at_close() -> None:  # G13 fallback
+def test_gemini_array_mode_body_is_read_at_close() -> None:  # not alt=sse
     items = [json.loads(ge_chunk("Sc")), json.loads(ge_chunk("oop", finish="STOP", cand=2))]
     body = ("[" + json.dumps(items[0], indent=2) + "\n,\r\n" + json.dumps(items[1], indent=2)
             + "\n]").encode()
@@ -409,7 +409,7 @@ def ol_done(reason: str | None = "stop", **extra: Any) -> bytes:
     return ol_line("", done=True, **fields)
 
 
-def test_ollama_text_usage_and_raw_separators() -> None:  # G5: raw U+0085 in NDJSON
+def test_ollama_text_usage_and_raw_separators() -> None:  # raw U+0085 in NDJSON
     body = ol_line("Hello") + ol_line(" wor\u0085ld ’😊") + ol_done()
     got = replay_all("ollama", body)
     assert got.text == "Hello wor\u0085ld ’😊"

@@ -10,11 +10,11 @@ provider truth):
   Ollama/OpenAI report it the same way. The fact sheet (§2.3) only says finishReason is
   on the last chunk; nothing contradicts the normalisation.
 * Gemini usage: EXPECTED lists ``usageMetadata`` raw; DESIGN says completion_tokens =
-  candidatesTokenCount + thoughtsTokenCount, so we compare against that sum (G12).
+  candidatesTokenCount + thoughtsTokenCount, so we compare against that sum.
 * OpenAI refusal: EXPECTED keeps ``refusal`` apart from ``text``; the brief counts a
   refusal as text (it is what the model said), so our text = text + refusal.
 * OpenRouter inline error: EXPECTED records the error and still reports finish ``length``
-  and usage 43/10; we raise ProviderAPIError (G15) *and* keep finish/usage in the state
+  and usage 43/10; we raise ProviderAPIError *and* keep finish/usage in the state
   (the usage chunk is processed before the error is raised), so both agree.
 * Terminal markers: every OpenAI-style recording (OpenAI, OpenRouter, Ollama /v1 incl. the
   Nov-2024 server without a usage chunk) ends with ``data: [DONE]`` (EXPECTED
@@ -71,7 +71,7 @@ def _expected_stream(rec: Any, exp: dict[str, Any]) -> dict[str, Any]:
         out["text"] = exp["text"]
         out["raw_finish"] = exp.get("stop_reason")
         usage = exp.get("usage") or {}
-        # The recordings carry no cache tokens, so prompt = input_tokens (G11: 17/10 ...).
+        # The recordings carry no cache tokens, so prompt = input_tokens (17/10 ...).
         out["usage"] = {"prompt_tokens": usage["input_tokens"],
                         "completion_tokens": usage["output_tokens"]}
         out["reasoning"] = exp.get("thinking") or ""
@@ -174,7 +174,7 @@ def test_stream_recording_truncated_is_reported(stream_recording: Any) -> None:
 ERROR_CLASSES = {
     "anthropic/error_401_authentication__mirascope.json": AuthenticationError,
     "anthropic/error_404_not_found__mirascope.json": ProviderAPIError,
-    "gemini/error_400_api_key_invalid_on_sse__mirascope.sse": AuthenticationError,  # G20
+    "gemini/error_400_api_key_invalid_on_sse__mirascope.sse": AuthenticationError,  # 400
     "gemini/error_403__langchaingo.json": AuthenticationError,
     "gemini/error_404_model_not_found_on_sse__mirascope.sse": ProviderAPIError,
     "openai/error_400_unsupported_param__mirascope.json": ProviderAPIError,

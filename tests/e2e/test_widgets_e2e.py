@@ -303,8 +303,8 @@ def test_the_look_at_250_px_and_full_width_in_light_and_dark(
                          "name='<b>Work</b> OpenAI account', default_model='gpt-4o-mini')\n"
                          "ws.providers.select('fake')\n"
                          "for q in ('hello', 'and again'):\n"
-                         "    ws.chat(q, provider='fake').text\n"
-                         "ws.chat('big', provider='fake', model='demo-large').text\n"),
+                         "    ws.chat(q, provider='fake').wait().text\n"
+                         "ws.chat('big', provider='fake', model='demo-large').wait().text\n"),
         "vj.stats_bar()",
         "vj.panel()",
         "vj.sidebar(mode='sidecar')",  # the sidecar fallback (the lab extension has its own)

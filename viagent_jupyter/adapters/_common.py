@@ -49,7 +49,6 @@ __all__ = [
     "parse_retry_after",
     "price",
     "reasoning_of",
-    "require_stream",
     "set_finish",
     "settings_of",
     "should_retry",
@@ -143,11 +142,6 @@ def with_system(req: ChatRequest) -> list[dict[str, Any]]:
     if req.system:
         msgs.insert(0, {"role": "system", "content": req.system})
     return msgs
-
-
-def require_stream(req: ChatRequest) -> None:
-    if not req.stream:
-        raise NotImplementedError("viagent adapters always stream (ChatRequest.stream=True)")
 
 
 # --------------------------------------------------------------------------- headers
@@ -249,8 +243,9 @@ _RATE_TYPES = frozenset({
 
 
 def _json_from_body(body: bytes) -> Any:
-    """The JSON object in an error body: plain JSON (also when labelled SSE, Gemini G14),
-    an SSE ``data:`` event holding JSON, or a one-element JSON array. ``None`` if none."""
+    """The JSON object in an error body: plain JSON (also when labelled
+    ``text/event-stream``, as Gemini does), an SSE ``data:`` event holding JSON, or a
+    one-element JSON array. ``None`` if none."""
     text = body.strip()
     if not text:
         return None
@@ -446,17 +441,39 @@ def stream_error(err: Any, provider: str, model: str | None) -> ProviderAPIError
 
 # --------------------------------------------------------------------------- parsing
 
-# The C scanner behind json.loads, called directly: json.loads(str) spends about a third
-# of its time in pure-Python wrappers (two whitespace regex matches, raw_decode). The
-# scanner clears its key memo after every call, like json.loads.
-_scan_once: Callable[[str, int], tuple[Any, int]] = vars(JSONDecoder())["scan_once"]
 _json_loads = json.loads
+
+
+def _fast_scanner() -> Callable[[str, int], tuple[Any, int]] | None:
+    """The scanner behind ``json.loads``, to call directly: ``json.loads(str)`` spends about a
+    third of its time in pure-Python wrappers (two whitespace regex matches, ``raw_decode``).
+    ``JSONDecoder.scan_once`` is an implementation detail (CPython's C scanner, clearing its
+    key memo after each call like ``json.loads``): used only when present and answering as
+    expected, else None and :func:`parse_json` calls ``json.loads``."""
+    scan = getattr(JSONDecoder(), "scan_once", None)
+    if not callable(scan):
+        return None
+    probe = '{"a": [1, "\\u00e9"]}'
+    try:
+        if scan(probe, 0) == ({"a": [1, "é"]}, len(probe)):
+            return scan  # type: ignore[no-any-return]
+    except Exception:  # any surprise means: do not use it
+        pass
+    return None
+
+
+_scan_once = _fast_scanner()
 
 
 def parse_json(payload: bytes) -> Any:
     """``json.loads`` of one event payload (UTF-8, invalid bytes replaced as the SSE spec
     says). Raises ``ValueError`` (``JSONDecodeError``) on malformed JSON."""
     text = payload.decode("utf-8", "replace")
+    if _scan_once is None:
+        try:
+            return _json_loads(text)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
     try:
         try:
             obj, end = _scan_once(text, 0)
@@ -506,7 +523,7 @@ class BaseParser:
 
     * an error raised while some text of the same ``feed`` call was already decoded is
       *deferred*: that text is returned, and the error is raised by the next ``feed`` or
-      by ``close`` — so the text so far always reaches the caller (G15);
+      by ``close`` — so the text so far always reaches the caller;
     * ``close`` raises :class:`ProviderResponseError` when the terminal marker never came.
     """
 
@@ -627,9 +644,6 @@ class BaseParser:
         )
 
 
-# --------------------------------------------------------------------------- models
-
-
 class SSEParser(BaseParser):
     """A :class:`BaseParser` over an SSE body: subclasses implement ``_handle(events, out)``."""
 
@@ -650,6 +664,9 @@ class SSEParser(BaseParser):
 
     def _close(self, out: list[str]) -> None:
         self._handle(self._sse.close(), out)
+
+
+# --------------------------------------------------------------------------- adapters and models
 
 
 class AdapterBase:
@@ -695,7 +712,8 @@ def price(value: Any) -> Decimal | None:
 
 
 def entries(obj: Any, key: str) -> Iterable[Mapping[str, Any]]:
-    """``obj[key]`` as a list of dicts, skipping anything else (G22: tolerate drift)."""
+    """``obj[key]`` as a list of dicts, skipping anything else (providers add and change
+    entries over time)."""
     items = obj.get(key) if isinstance(obj, Mapping) else None
     if not isinstance(items, list):
         return ()

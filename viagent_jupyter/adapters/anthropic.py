@@ -3,7 +3,7 @@
 Stream facts relied on: events ``message_start`` (input usage, model) →
 ``content_block_*`` → ``message_delta`` (stop_reason, *cumulative* usage) →
 ``message_stop`` (the terminal marker; there is no ``[DONE]``). ``ping`` and unknown
-events are ignored (G10); JSON may be padded with spaces (G6) — we only ever parse it.
+events are ignored; JSON may be padded with spaces — we only ever parse it.
 Text = ``text_delta`` only; ``thinking_delta`` is reasoning, kept apart (not
 ``signature_delta`` or ``input_json_delta``). Anthropic reports no separate count of
 thinking tokens (they are in ``output_tokens``): ``reasoning_tokens`` stays unset.
@@ -11,7 +11,7 @@ thinking tokens (they are in ``output_tokens``): ``reasoning_tokens`` stays unse
 ``overloaded_error`` maps to :class:`RateLimitError` (it "would normally correspond to an
 HTTP 529", which is retryable), ``rate_limit_error`` too.
 
-Usage (G11): ``prompt_tokens`` = ``input_tokens + cache_creation_input_tokens +
+Usage: ``prompt_tokens`` = ``input_tokens + cache_creation_input_tokens +
 cache_read_input_tokens`` (Anthropic reports cached input apart; the sum is what the model
 read, like OpenAI's ``prompt_tokens``), taken from ``message_start`` and replaced by the
 values ``message_delta`` repeats on recent servers; ``completion_tokens`` = the last
@@ -51,7 +51,6 @@ from ._common import (
     opt_str,
     parse_json,
     reasoning_of,
-    require_stream,
     set_finish,
     settings_of,
     split_system,
@@ -158,7 +157,6 @@ class Parser(SSEParser):
                     message = obj.get("message")
                     if message:
                         state.model = opt_str(message.get("model")) or state.model
-                        state.response_id = opt_str(message.get("id")) or state.response_id
                         usage = message.get("usage")
                         if usage:
                             self._usage(usage)
@@ -195,7 +193,6 @@ class Parser(SSEParser):
         if isinstance(usage, Mapping):
             self._usage(usage)
         state.model = opt_str(obj.get("model")) or state.model
-        state.response_id = opt_str(obj.get("id")) or state.response_id
         return True
 
     def _usage(self, usage: Mapping[str, Any]) -> None:
@@ -401,7 +398,6 @@ class AnthropicAdapter(AdapterBase):
         return {"type": "enabled", "budget_tokens": budget}, budget
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
-        require_stream(req)
         system, messages = split_system(req)
         settings = settings_of(req)
         thinking, budget = self._thinking(req)

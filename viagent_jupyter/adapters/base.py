@@ -41,7 +41,6 @@ class ChatRequest:
     # frequency_penalty, presence_penalty, reasoning, reasoning_budget.
     settings: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # provider's extra headers
-    stream: bool = True
     #: Wire parameters the adapter adds on its own that this provider:model refused before
     #: (e.g. ``stream_options``): left out. See ``chat._settings``.
     omit: frozenset[str] = frozenset()
@@ -82,7 +81,6 @@ class StreamState:
     usage: dict[str, int] = field(default_factory=dict)
     cost: float | None = None  # provider-reported (OpenRouter usage.cost)
     done: bool = False  # the protocol's terminal marker was seen
-    response_id: str | None = None
     reasoning: list[str] = field(default_factory=list)
     #: The tool calls asked for: {id, name, arguments (JSON text or object), extra?}.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)

@@ -1,11 +1,11 @@
 """Google Gemini (Generative Language API v1beta): ``POST
 {base}/v1beta/models/{model}:streamGenerateContent?alt=sse``.
 
-We always ask for ``alt=sse`` (G13): ``data: <GenerateContentResponse>`` events with CRLF
-line ends (G1), no ``event:`` and no ``[DONE]`` — the terminal marker is a candidate with a
+We always ask for ``alt=sse``: ``data: <GenerateContentResponse>`` events with CRLF
+line ends, no ``event:`` and no ``[DONE]`` — the terminal marker is a candidate with a
 ``finishReason`` (or a prompt blocked via ``promptFeedback.blockReason``). Text =
 ``candidates[0].content.parts[].text`` except parts with ``"thought": true``.
-``usageMetadata`` is cumulative on every chunk (G12): the last one wins, never summed;
+``usageMetadata`` is cumulative on every chunk: the last one wins, never summed;
 ``completion_tokens = candidatesTokenCount + thoughtsTokenCount``.
 
 Gemini writes an error that happens mid-stream as plain (pretty-printed) JSON without
@@ -51,7 +51,6 @@ from ._common import (
     opt_str,
     parse_json,
     reasoning_of,
-    require_stream,
     set_finish,
     settings_of,
     split_system,
@@ -230,7 +229,6 @@ class Parser(BaseParser):
                 usage = obj.get("usageMetadata") or usage  # cumulative: the last one wins
                 if state.model is None:
                     state.model = opt_str(obj.get("modelVersion"))
-                    state.response_id = opt_str(obj.get("responseId"))
                 if "error" in obj:
                     raise stream_error(obj["error"], self.provider, self.model)
         except (AttributeError, TypeError, IndexError, KeyError) as exc:
@@ -393,7 +391,6 @@ class GeminiAdapter(AdapterBase):
     parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
-        require_stream(req)
         system, messages = split_system(req)
         body: dict[str, Any] = {
             "contents": [

@@ -1,9 +1,9 @@
 """Ollama native chat (``POST {base}/api/chat``, NDJSON).
 
 Stream facts relied on: one compact JSON object per ``\\n``-terminated line (split on
-bytes, so raw U+0085 inside a string is safe — G5); ``"stream": true`` is always sent
-(G18); text = ``message.content`` (``message.thinking`` is reasoning, kept apart); the final
-line has
+bytes, so raw U+0085 inside a string is safe); ``"stream": true`` is always sent
+(``/api/chat`` streams by default); text = ``message.content`` (``message.thinking`` is
+reasoning, kept apart); the final line has
 ``"done": true`` (the terminal marker), ``done_reason`` (``stop``, ``length``; ``load``/
 ``unload`` → ``other``; absent on old servers → ``stop``), ``prompt_eval_count`` and
 ``eval_count``. A line with ``error`` is an in-stream error (status stays 200) whatever
@@ -35,7 +35,6 @@ from ._common import (
     opt_str,
     parse_json,
     reasoning_of,
-    require_stream,
     set_finish,
     settings_of,
     stream_error,
@@ -205,11 +204,10 @@ class OllamaAdapter(AdapterBase):
     parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
-        require_stream(req)
         body: dict[str, Any] = {
             "model": req.model,
             "messages": _with_images(req, with_system(req)),
-            "stream": True,  # /api/chat streams by default; say so anyway (G18)
+            "stream": True,  # /api/chat streams by default; say so anyway
         }
         if req.tools or any(m["role"] == "tool" for m in req.messages):
             body["messages"] = _tool_messages(body["messages"])

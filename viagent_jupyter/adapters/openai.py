@@ -5,10 +5,10 @@ Azure-style URLs with ``?api-version=``...).
 Stream facts relied on (see the wire fact sheet): one ``data: <json>`` per event, ``data:
 [DONE]`` ends the stream (also sent by Ollama ``/v1`` and OpenRouter — every recorded
 OpenAI-style stream has it, so it is the only terminal marker we accept); the usage chunk
-has ``choices: []`` (G7); OpenRouter sends its usage chunk *after* the finish chunk with
-``finish_reason: null`` (G8), so the last non-null finish reason wins; ``usage`` may be
-``null`` or absent on ordinary chunks (G9); comments (``: OPENROUTER PROCESSING``) are
-keep-alives (G2); a data object with an ``error`` member is an in-stream error (G15).
+has ``choices: []``; OpenRouter sends its usage chunk *after* the finish chunk with
+``finish_reason: null``, so the last non-null finish reason wins; ``usage`` may be
+``null`` or absent on ordinary chunks; comments (``: OPENROUTER PROCESSING``) are
+keep-alives; a data object with an ``error`` member is an in-stream error.
 Text = ``delta.content`` plus ``delta.refusal`` (a refusal is what the model said);
 ``delta.reasoning`` (OpenRouter, Ollama ``/v1``) / ``delta.reasoning_content`` (DeepSeek,
 vLLM, LiteLLM) are reasoning, kept apart; tool-call fragments are not text. Reasoning tokens:
@@ -44,7 +44,6 @@ from ._common import (
     parse_json,
     price,
     reasoning_of,
-    require_stream,
     set_finish,
     settings_of,
     stream_error,
@@ -130,7 +129,6 @@ class Parser(SSEParser):
                     self._usage(usage)
                 if state.model is None:
                     state.model = opt_str(obj.get("model"))
-                    state.response_id = opt_str(obj.get("id"))
                 if event or "error" in obj:
                     self._error_event(event, obj)
         except (AttributeError, TypeError, IndexError, KeyError) as exc:
@@ -182,7 +180,6 @@ class Parser(SSEParser):
         set_finish(state, reason or "stop", _FINISH)
         self._usage(obj.get("usage"))
         state.model = opt_str(obj.get("model")) or state.model
-        state.response_id = opt_str(obj.get("id")) or state.response_id
         return True
 
     def _error_event(self, event: bytes, obj: dict[str, Any]) -> None:
@@ -339,7 +336,6 @@ class OpenAIAdapter(AdapterBase):
     parser_class = Parser
 
     def chat_request(self, req: ChatRequest) -> HTTPRequest:
-        require_stream(req)
         body: dict[str, Any] = {
             "model": req.model,
             "messages": _with_images(req, with_system(req)),

@@ -228,7 +228,7 @@ _ERROR_CONTENT_TYPES = {"openai": "application/json; charset=utf-8",
 def error_reply(protocol: str, status: int, message: str | None = None, *,
                 code: str | None = None, sse: bool = False) -> Reply:
     """:func:`error_body` as a reply. ``sse``: Gemini labels errors on ``alt=sse`` requests
-    ``text/event-stream`` although the body is plain JSON (G14)."""
+    ``text/event-stream`` although the body is plain JSON."""
     content_type = ("text/event-stream" if sse and protocol == "gemini"
                     else _ERROR_CONTENT_TYPES[protocol])
     return Reply(status, content_type, [error_body(protocol, status, message, code=code)])
@@ -455,7 +455,7 @@ def _openai(a: Answer, body: Mapping[str, Any], stream: bool, openrouter: bool,
                                    and options.get("include_usage") is True)
     extra: dict[str, Any] = {"system_fingerprint": "fp_demo"}
     if include_usage and not openrouter:
-        extra["usage"] = None  # 2025+ shape: "usage": null on every other chunk (G9)
+        extra["usage"] = None  # 2025+ shape: "usage": null on every other chunk
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -468,12 +468,12 @@ def _openai(a: Answer, body: Mapping[str, Any], stream: bool, openrouter: bool,
     pieces += [chunk({"content": p}) for p in a.pieces]
     pieces.append(chunk({}, finish))
     if include_usage:
-        if openrouter:  # after the finish chunk, with a non-empty choices list (G8)
+        if openrouter:  # after the finish chunk, with a non-empty choices list
             pieces.append(_sse({**head, "choices": [{
                 "index": 0, "delta": {"role": "assistant", "content": ""},
                 "finish_reason": None, "native_finish_reason": None, "logprobs": None}],
                 "usage": usage}))
-        else:  # choices: [] (G7)
+        else:  # choices: [] on the usage chunk
             pieces.append(_sse({**head, **extra, "choices": [], "usage": usage}))
     pieces.append(b"data: [DONE]\n\n")
     return Reply(200, "text/event-stream; charset=utf-8", pieces, stream=True)
@@ -544,7 +544,7 @@ def _gemini(a: Answer, stream: bool, sse: bool) -> Reply:
     if sse:
         pieces = [b"data: " + _dumps(o) + b"\r\n\r\n" for o in objs]
         return Reply(200, "text/event-stream", pieces, stream=True)
-    # array mode: "[{…}\n,\r\n{…}\n]" (G13)
+    # array mode: "[{…}\n,\r\n{…}\n]"
     pieces = [(b"[" if i == 0 else b",\r\n") + _dumps(o) + b"\n" for i, o in enumerate(objs)]
     pieces.append(b"]")
     return Reply(200, "application/json; charset=UTF-8", pieces, stream=True)
@@ -695,7 +695,7 @@ def _gemini_models(models: Sequence[DemoModel], query: Mapping[str, str]) -> Rep
         "supportedGenerationMethods": ["generateContent", "countTokens"],
         "temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2,
     } for m in models]
-    # Real lists also hold models that cannot chat (G22): one to filter out.
+    # Real lists also hold models that cannot chat: one to filter out.
     entries.append({"name": "models/demo-embedding", "version": "001",
                     "displayName": "Demo Embedding", "inputTokenLimit": 2048,
                     "outputTokenLimit": 1, "supportedGenerationMethods": ["embedContent"]})

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from ipywidgets import VBox
 from sidecar import Sidecar
 
+from ._shown import _Shown
 from .config_panel import ConfigPanel
-from .llm_sidebar import _Shown
 from .stats_bar import StatsBar
 
 if TYPE_CHECKING:

@@ -146,7 +146,7 @@ class ConfigPanel(ViewWidget):
     """The provider configuration panel (``vj.panel()``, ``%llm panel``)."""
 
     _esm = asset("config_panel.js")
-    _css = asset("config_panel.css")
+    _css = asset("widgets.css")
 
     providers = List(Dict(), help="The store's providers (no secrets).").tag(sync=True)
     selected = Unicode(None, allow_none=True, help="The selected provider id.").tag(sync=True)
@@ -293,7 +293,7 @@ class ConfigPanel(ViewWidget):
 
             with not_recorded():  # a connection test is not a conversation
                 stream = self._ws.chat(TEST_PROMPT, provider=pid, max_tokens=TEST_MAX_TOKENS)
-            text = stream.text
+            text = stream.wait().text
             elapsed = stream.elapsed if stream.elapsed is not None else \
                 time.monotonic() - started
             return {"latency_ms": round(elapsed * 1000), "text": scrub(text.strip())[:200],

@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._shown import _Shown
+
 if TYPE_CHECKING:
     from .._workspace import Workspace
 
@@ -53,35 +55,6 @@ def _display(obj: Any, raw: bool = False) -> None:
     from IPython.display import display
 
     display(obj, raw=raw)  # type: ignore[no-untyped-call, unused-ignore]
-
-
-def _execution_count() -> int | None:
-    try:
-        from IPython.core.getipython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]
-    return getattr(shell, "execution_count", None)
-
-
-class _Shown:
-    """Shown once when made; the same cell's result display then adds nothing (no duplicate),
-    while displaying it again later shows it again."""
-
-    _shown_in: int | object | None = object()
-
-    def _show(self) -> None:
-        self._shown_in = _execution_count()
-        self._render(first=True)
-
-    def _ipython_display_(self) -> None:
-        if self._shown_in == _execution_count():
-            return
-        self._shown_in = _execution_count()
-        self._render(first=False)
-
-    def _render(self, first: bool) -> None:
-        raise NotImplementedError
 
 
 class LabSidebar(_Shown):

@@ -23,7 +23,7 @@ class StatsBar(ViewWidget):
     """A compact, live usage line (``vj.stats_bar()``)."""
 
     _esm = asset("stats_bar.js")
-    _css = asset("stats_bar.css")
+    _css = asset("widgets.css")
 
     records = List(Dict(), help="One dict per provider:model, most recent first.").tag(sync=True)
     totals = Dict(help="requests, prompt_tokens, completion_tokens, cost, errors, last_used, "

@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """(Re)generate the documentation notebooks from the sources below, then execute them.
 
-    python notebooks/make_notebooks.py                 # all notebooks, executed
-    python notebooks/make_notebooks.py magic usage     # some of them
-    python notebooks/make_notebooks.py --no-execute    # write the cells only (no outputs)
+    python scripts/make_notebooks.py                 # all notebooks, executed
+    python scripts/make_notebooks.py magic usage     # some of them
+    python scripts/make_notebooks.py --no-execute    # write the cells only (no outputs)
 
 The notebooks are executable documentation: CI runs them with nbval against the outputs
-stored here (see ``nbval_sanitize.cfg`` for what is normalised before comparing)::
+stored in notebooks/ (see ``scripts/nbval_sanitize.cfg`` for what is normalised before comparing)::
 
     VIAGENT_HOME=$(mktemp -d) VIAGENT_KEYRING=0 python -m pytest --nbval notebooks/ \\
-        --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+        --nbval-sanitize-with scripts/nbval_sanitize.cfg -p no:cacheprovider
 
 Execution happens in a fresh temporary workspace (``VIAGENT_HOME``, ``VIAGENT_KEYRING=0``),
 in alphabetical order like nbval, with the provider key variables removed from the
@@ -48,7 +48,7 @@ from textwrap import dedent
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "notebooks"  # where the notebooks go
 
 SKIP = "nbval-skip"
 IGNORE = "nbval-ignore-output"
@@ -182,17 +182,30 @@ def quickstart() -> list[Cell]:
         md("""
         ## A real provider
 
-        Create a provider once, give it a key, select it. These three cells are not run by the
-        documentation tests: they need a real OpenAI key, and `%llm key` waits for you to type
-        it into a hidden prompt (the key never appears in the notebook). Without a stored
-        key, `$OPENAI_API_KEY` is used.
+        Create a provider once (the `if` makes the cell safe to run again), give it a key,
+        select it. To store the key, run this in a cell of its own; it asks with a hidden
+        prompt, so the key never appears in the notebook:
+
+        ```
+        %llm key oa
+        ```
+
+        Without a stored key, `$OPENAI_API_KEY` is used. The cells below never wait for input
+        and select `oa` only once it has a key; the documentation tests do not run them (they
+        depend on your key).
         """),
         code("""
-        ws.providers.create(id="oa", provider_type="openai", name="OpenAI",
-                            default_model="gpt-4o-mini")
+        if "oa" not in ws.providers:
+            ws.providers.create(id="oa", provider_type="openai", name="OpenAI",
+                                default_model="gpt-4o-mini")
+        ws.providers.get("oa").key_source  # 'stored', 'session', 'environment' or 'none'
         """, SKIP),
-        code("%llm key oa", SKIP),
-        code("%llm use oa", SKIP),
+        code("""
+        if ws.providers.get("oa").has_api_key:
+            ws.providers.select("oa")
+        else:
+            print("No key for 'oa' yet: run  %llm key oa  in a cell of its own.")
+        """, SKIP),
         md("""
         ## Next
 
@@ -275,14 +288,15 @@ def providers() -> list[Cell]:
         """),
         md("""
         Don't type a real key into a cell: it would stay in the notebook file and in the
-        kernel's history. Use `%llm key ID` (a hidden prompt) or `getpass`. The next cell is not
-        run by the documentation tests because it waits for you to type.
-        """),
-        code("""
+        kernel's history. Use `%llm key ID` (a hidden prompt) or `getpass`, in a cell of its
+        own (it waits for you to type):
+
+        ```python
         import getpass
 
         ws.providers.set_key("ex-openai", getpass.getpass("API key: "))
-        """, SKIP),
+        ```
+        """),
         md("""
         ## Read
 
@@ -317,7 +331,7 @@ def providers() -> list[Cell]:
         default applies).
         """),
         code("""
-        print(ws.chat("Which temperature?", provider="ex-openai").text)
+        print(ws.chat("Which temperature?", provider="ex-openai").wait().text)
         srv.requests[-1].json["temperature"]
         """),
         md("""
@@ -364,7 +378,7 @@ def providers() -> list[Cell]:
                                   base_url=srv.url_for("openai"), default_model="demo-small")
         cfg.key_source, cfg.api_key_hint
         """),
-        code('print(ws.chat("Where does my key come from?", provider="ex-env").text)'),
+        code('print(ws.chat("Where does my key come from?", provider="ex-env").wait().text)'),
         md("""
         The lookup order is: session key, stored key, environment variable. A change to the
         environment is noticed on `ws.providers.refresh()`, which a kernel also runs by
@@ -452,7 +466,7 @@ def providers() -> list[Cell]:
         srv.script("chat", Scripted(status=401))
 
         try:
-            ws.chat("Hello", provider="ex-openai").text
+            ws.chat("Hello", provider="ex-openai").wait().text
         except vj.AuthenticationError as err:
             show(err)
             print("status:", err.status_code, "| provider:", err.provider)
@@ -465,7 +479,7 @@ def providers() -> list[Cell]:
         ws.providers.create(id="ex-offline", provider_type="ollama", base_url="http://127.0.0.1:9",
                             default_model="llama3.2", max_retries=0)
         try:
-            ws.chat("Hello", provider="ex-offline").text
+            ws.chat("Hello", provider="ex-offline").wait().text
         except vj.ProviderConnectionError as err:
             show(err)
         """),
@@ -507,17 +521,23 @@ def providers() -> list[Cell]:
         md("""
         ## A real provider
 
-        The next three cells set up and use a real OpenAI provider. They are not run by the
-        documentation tests: they need a real key, and `%llm key` waits for you to type it
-        into a hidden prompt. Anthropic, Gemini and OpenRouter work the same way
-        (`provider_type="anthropic"`, `"gemini"`, `"openrouter"`); Ollama needs no key.
+        The next two cells set up and use a real OpenAI provider; the documentation tests do
+        not run them (they depend on your key). Store its key with `%llm key oa` in a cell of
+        its own (a hidden prompt); without one, `$OPENAI_API_KEY` is used. Anthropic, Gemini
+        and OpenRouter work the same way (`provider_type="anthropic"`, `"gemini"`,
+        `"openrouter"`); Ollama needs no key.
         """),
         code("""
-        ws.providers.create(id="oa", provider_type="openai", name="OpenAI",
-                            default_model="gpt-4o-mini")
+        if "oa" not in ws.providers:  # safe to run again
+            ws.providers.create(id="oa", provider_type="openai", name="OpenAI",
+                                default_model="gpt-4o-mini")
         """, SKIP),
-        code("%llm key oa", SKIP),
-        code('print(ws.chat("Say hello in French.", provider="oa").text)', SKIP),
+        code("""
+        if ws.providers.get("oa").has_api_key:
+            print(ws.chat("Say hello in French.", provider="oa").wait().text)
+        else:
+            print("No key for 'oa' yet: run  %llm key oa  in a cell of its own.")
+        """, SKIP),
         md("## Tidy up"),
         code("""
         srv.stop()
@@ -963,10 +983,13 @@ def magic() -> list[Cell]:
         md("""
         `%llm key ID` asks for a provider's key with a hidden prompt and stores it encrypted
         (`--session`: keep it in this kernel's memory only). The key never appears in a cell,
-        an output or the history. Not run by the documentation tests: it waits for you to
-        type, and `oa` stands for a provider of your own.
+        an output or the history. Run it in a cell of its own, as it waits for you to type
+        (`oa` stands for a provider of your own):
+
+        ```
+        %llm key oa
+        ```
         """),
-        code("%llm key oa", SKIP),
         md("""
         `%llm panel` shows the configuration panel (like `vj.panel()`); `%llm sidebar` opens
         the JupyterLab sidebar (like `vj.sidebar()`).
@@ -1041,7 +1064,7 @@ def usage() -> list[Cell]:
         """),
         code("""
         s = ws.chat("How much does this cost?", provider="ex-usage")
-        print(s.text)
+        print(s.wait().text)
         print(s.usage)
         print(f"cost: ${s.cost:.7f}")
         """),
@@ -1079,13 +1102,13 @@ def usage() -> list[Cell]:
         code("""
         srv.script("chat", Scripted(truncate_after=150))  # the next answer stops half-way
         try:
-            ws.chat("This answer will be cut off", provider="ex-usage").text
+            ws.chat("This answer will be cut off", provider="ex-usage").wait().text
         except vj.ProviderError as err:
             print(type(err).__name__)
 
         srv.script("chat", Scripted(status=401))  # the next request is refused
         try:
-            ws.chat("This one is refused", provider="ex-usage").text
+            ws.chat("This one is refused", provider="ex-usage").wait().text
         except vj.AuthenticationError as err:
             print(type(err).__name__)
 
