@@ -76,7 +76,7 @@ def test_image_request_shape_per_protocol(ws: Any, server: FakeProviderServer,
     pid = _add(ws, server, ptype)
     png = _png()
     s = ws.chat("What is in the picture?", provider=pid, images=[png])
-    text = s.text
+    text = s.wait().text
     assert "I see 1 image (PNG, 64×48)" in text  # the demo provider acknowledges it
     body = server.requests[-1].json
     b64 = base64.b64encode(png).decode()

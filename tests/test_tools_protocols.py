@@ -165,7 +165,7 @@ def test_two_parallel_fragmented_calls_then_answer(
     ran: list[tuple[str, dict[str, Any]]] = []
     _script_calls(server, protocol, ASKED)
     s = ws.chat(PROMPT, provider=pid, tools=_tools(ran), approve="all")
-    text = s.text
+    text = s.wait().text
 
     assert sorted(ran) == [("add", {"a": 2, "b": 3}), ("weather", {"city": "Paris", "days": 2})]
     first, second = _chat_posts(server)
@@ -314,7 +314,7 @@ def test_demo_tool_mode_calls_the_first_tool_once(ws: Any, server: FakeProviderS
     for protocol in ("openai", "anthropic", "gemini", "ollama"):
         pid = _add_provider(ws, server, protocol)
         ran: list[Any] = []
-        s = ws.chat("use add please", provider=pid, tools=_tools(ran), approve="all")
+        s = ws.chat("use add please", provider=pid, tools=_tools(ran), approve="all").wait()
         assert s.text.startswith("The tool add returned 4."), (protocol, s.text)
         assert ran == [("add", {"a": 2, "b": 2})], protocol
 
