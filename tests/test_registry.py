@@ -79,6 +79,27 @@ def test_failed_refresh_returns_stale_cache_with_warning(ws: Any, server: FakePr
     with pytest.warns(StaleModelListWarning, match=pid):
         stale = ws.models(pid, refresh=True)
     assert stale.stale and stale.ids == ids
+    assert stale.warning and pid in stale.warning  # the same text, as data
+
+
+def test_staleness_comes_back_as_data_from_threads(ws: Any, server: FakeProviderServer
+                                                   ) -> None:
+    """``warn=False`` (the REST server's pool, the panel's thread): the stale list carries
+    its reason in ``.warning`` and nothing is warned, so no thread needs the non-thread-safe
+    ``warnings.catch_warnings`` (with filterwarnings=error a warning would raise here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid = add(ws, server, "anthropic")
+    ws.providers.update(pid, max_retries=0)
+    ids = ws.models(pid).ids
+    assert ws.models(pid).warning is None
+    server.script("models", *[Scripted(status=500) for _ in range(4)])
+    with ThreadPoolExecutor(4) as pool:
+        lists = list(pool.map(lambda _: ws.registry.models(pid, refresh=True, warn=False),
+                              range(4)))
+    for stale in lists:
+        assert stale.stale and stale.ids == ids
+        assert stale.warning and pid in stale.warning and "cached list" in stale.warning
 
 
 def test_failed_fetch_without_cache_raises(ws: Any, server: FakeProviderServer) -> None:

@@ -8,6 +8,7 @@ back in any body nor reaches the server log, and is stored encrypted.
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +43,7 @@ ROUTES: list[tuple[str, str]] = [
     ("GET", "providers/x/models"), ("POST", "providers/x/models"),
     ("POST", "providers/x/test"),
     ("GET", "selected"), ("PUT", "selected"), ("GET", "usage"), ("GET", "budgets"),
+    ("GET", "prices?provider=x"),
 ]
 WRITES = [(m, p) for m, p in ROUTES if m != "GET"]
 
@@ -78,18 +81,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("rest")
+@contextlib.contextmanager
+def _jupyter_server(base: Path, **extra_env: str) -> Iterator[Server]:
+    """A real jupyter_server on 127.0.0.1 over a fresh home (``extra_env`` on top)."""
     home, root, jdirs = base / "home", base / "root", base / "jupyter"
     root.mkdir()
     token = secrets.token_hex(16)
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.endswith("_API_KEY") and k not in ("VIAGENT_VAULT_KEY", "JUPYTER_PATH")}
-    env.update(VIAGENT_HOME=str(home), VIAGENT_KEYRING="0",
+    env.update(VIAGENT_HOME=str(home), VIAGENT_KEYRING="0", VIAGENT_PRICES_URL="off",
                JUPYTER_CONFIG_DIR=str(jdirs / "config"), JUPYTER_DATA_DIR=str(jdirs / "data"),
-               JUPYTER_RUNTIME_DIR=str(jdirs / "runtime"), JUPYTER_PLATFORM_DIRS="1")
+               JUPYTER_RUNTIME_DIR=str(jdirs / "runtime"), JUPYTER_PLATFORM_DIRS="1",
+               **extra_env)
     log = base / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -123,6 +127,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with _jupyter_server(tmp_path_factory.mktemp("rest")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProviderServer]:
     with FakeProviderServer(delay=0.0) as f:
         yield f
@@ -141,6 +151,18 @@ def _cookie_session(server: Server) -> tuple[urllib.request.OpenerDirector, str]
         pass
     assert any(c.name.startswith("username-") for c in jar), "login did not set a cookie"
     return opener, xsrf
+
+
+def test_the_server_extension_does_not_load_the_widgets() -> None:
+    """The REST side shares the form helpers (viagent_jupyter/_forms.py), not anywidget."""
+    code = ("import sys, viagent_jupyter.server._service, viagent_jupyter.server.handlers\n"
+            "s = viagent_jupyter.server._service.Service()\n"
+            "assert s.schema()['provider_types']\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('anywidget', "
+            "'viagent_jupyter.widgets'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_the_extension_is_loaded_and_answers(server: Server) -> None:
@@ -300,3 +322,67 @@ def test_usage_is_today_and_budgets_are_listed(server: Server) -> None:
     assert [(b["period"], b["usd"], b["provider"]) for b in body["budgets"]] == [("day", 5.0, None)]
     with Workspace(home=server.home) as ws:
         ws.budgets.remove("day")
+
+
+def test_prices_are_exact_decimals_per_million_tokens(server: Server) -> None:
+    """The price of a model, or of the provider's default model; null when unknown."""
+    with Workspace(home=server.home) as ws:
+        ws.providers.create(id="priced", provider_type="openai", default_model="my-mini")
+        ws.pricing.set("priced", "my-mini", input_per_mtok="0.15", output_per_mtok="0.60",
+                       cached_input_per_mtok="0.075")
+    status, body = server.call("GET", "prices?provider=priced")  # the default model
+    assert status == 200, body
+    assert body["model"] == "my-mini"
+    price = body["price"]
+    assert (price["input"], price["output"], price["cached_input"]) == ("0.15", "0.6", "0.075")
+    assert price["cache_write"] is None and price["source"] == "user"
+    assert price["unit"] == "USD per million tokens" and price["as_of"]
+    status, body = server.call("GET", "prices?provider=priced&model=no-such-model-xyz")
+    assert (status, body["price"]) == (200, None)
+    status, body = server.call("GET", "prices?provider=ghost")
+    assert (status, body["code"]) == (404, "PROVIDER_NOT_FOUND")
+    status, body = server.call("GET", "prices")
+    assert (status, body["code"]) == (400, "VALIDATION_ERROR")
+    assert body["errors"][0]["field"] == "provider"
+    with Workspace(home=server.home) as ws:
+        ws.pricing.unset("priced", "my-mini")
+        ws.providers.delete("priced")
+
+
+def test_a_managed_provider_is_listed_read_only_and_writes_are_refused(
+        tmp_path: Path) -> None:
+    """An administrator's viagent.toml on the server's JUPYTER_CONFIG_PATH (as in
+    tests/test_admin.py): the provider is listed managed, PATCH/DELETE/key writes answer 403
+    PROVIDER_MANAGED naming the file; a user provider the policy forbids is POLICY_REFUSED."""
+    etc = tmp_path / "etc-jupyter"
+    etc.mkdir()
+    admin_file = etc / "viagent.toml"
+    admin_file.write_text(textwrap.dedent("""
+        [policy]
+        allow_user_providers = false
+
+        [providers.campus]
+        provider_type = "openai_compatible"
+        name = "Campus gateway"
+        base_url = "http://127.0.0.1:9/v1"
+        default_model = "demo-small"
+    """), encoding="utf-8")
+    with _jupyter_server(tmp_path, JUPYTER_CONFIG_PATH=str(etc)) as srv:
+        status, body = srv.call("GET", "providers")
+        assert status == 200
+        (campus,) = body["providers"]
+        assert campus["id"] == "campus" and campus["managed"] is True
+        assert campus["managed_by"] == str(admin_file)
+        for method, path, payload in [
+                ("PATCH", "providers/campus", {"fields": {"name": "Mine"}}),
+                ("DELETE", "providers/campus", None),
+                ("PUT", "providers/campus/key", {"api_key": KEY}),
+                ("DELETE", "providers/campus/key", None)]:
+            status, err = srv.call(method, path, payload)
+            assert (status, err["code"]) == (403, "PROVIDER_MANAGED"), (method, path, err)
+            assert err["managed_by"] == str(admin_file) and "\n" not in err["message"]
+            assert KEY not in json.dumps(err)
+        status, err = srv.call("POST", "providers", {"fields": {
+            "id": "mine", "provider_type": "ollama"}})
+        assert (status, err["code"]) == (403, "POLICY_REFUSED"), err
+        assert srv.call("PUT", "selected", {"provider": "campus"})[0] == 200  # Use still works

@@ -78,6 +78,7 @@ class ModelList(list[ModelInfo]):
         self.stale = stale
         self.added = sorted(added)
         self.removed = sorted(removed)
+        self.warning: str | None = None  # why it is stale (the StaleModelListWarning's text)
 
     @property
     def ids(self) -> list[str]:
@@ -196,21 +197,22 @@ class ModelRegistry:
             request = page.next_request
         return models
 
-    def refresh(self, provider: str) -> ModelList:
+    def refresh(self, provider: str, *, warn: bool = True) -> ModelList:
         """Fetch now and store; the result carries ``added``/``removed`` against the cache.
-        On failure: the stale cache with a warning, or the error when there is no cache."""
+        On failure: the stale cache with a warning, or the error when there is no cache.
+        The warning's text is also the result's ``.warning``; ``warn=False`` only records it
+        there (thread-safe, unlike ``warnings.catch_warnings``)."""
         old = self.cached(provider)
         try:
             models = self.fetch(provider)
         except (ProviderError, StorageError, ViagentError) as exc:
             if old is None or not isinstance(exc, ProviderError):
                 raise
-            warnings.warn(
+            old.warning = (
                 f"Could not refresh the models of '{provider}' ({exc}); showing the cached list "
-                "from " + time.strftime("%Y-%m-%d %H:%M", time.localtime(old.fetched_at or 0)),
-                StaleModelListWarning,
-                stacklevel=_user_stacklevel(),
-            )
+                "from " + time.strftime("%Y-%m-%d %H:%M", time.localtime(old.fetched_at or 0)))
+            if warn:
+                warnings.warn(old.warning, StaleModelListWarning, stacklevel=_user_stacklevel())
             old.stale = True
             return old
         fetched_at = self._save(provider, models)
@@ -220,17 +222,22 @@ class ModelRegistry:
                          added=new_ids - old_ids if old is not None else (),
                          removed=old_ids - new_ids)
 
-    def models(self, provider: str, refresh: bool = False) -> ModelList:
+    def models(self, provider: str, refresh: bool = False, *, warn: bool = True) -> ModelList:
+        """The cached list while fresh, else fetched (see :meth:`refresh` for ``warn``)."""
         found = None
         if not refresh:
             cached = self.cached(provider)
             if cached is not None and time.time() - (cached.fetched_at or 0) < self.ttl:
                 found = cached
         if found is None:
-            found = self.refresh(provider)
+            found = self.refresh(provider, warn=warn)
         # without the models the administrator's policy refuses (admin.py)
         self._providers.get(provider)  # a provider the policy hides: PolicyError
-        return self._policy.filter_models(provider, found) if self._policy else found
+        if not self._policy:
+            return found
+        allowed = self._policy.filter_models(provider, found)
+        allowed.warning = found.warning
+        return allowed
 
     def refresh_all(self, providers: Iterable[str] | None = None
                     ) -> dict[str, ModelList | ViagentError]:
@@ -242,9 +249,7 @@ class ModelRegistry:
 
         def one(pid: str) -> None:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", StaleModelListWarning)
-                    results[pid] = self.refresh(pid)
+                results[pid] = self.refresh(pid, warn=False)
             except ViagentError as exc:
                 results[pid] = exc
 

@@ -26,6 +26,9 @@ export interface IProvider {
   api_key_hint: string | null;
   key_source: string;
   version: number;
+  /** An administrator's provider (viagent.toml): read-only here. */
+  managed?: boolean;
+  managed_by?: string | null;
 }
 
 export interface IUsageTotals {
@@ -109,6 +112,22 @@ export interface IModelList {
   warning: string | null;
 }
 
+/** USD per million tokens as exact decimal strings (`"0.15"`), or null where not listed. */
+export interface IPriceValues {
+  input: string;
+  output: string;
+  cached_input: string | null;
+  cache_write: string | null;
+  source: string;
+  as_of: string | null;
+}
+
+export interface IPrice {
+  provider: string;
+  model: string;
+  price: IPriceValues | null;
+}
+
 export interface ITestResult {
   latency_ms: number;
   text: string;
@@ -121,12 +140,26 @@ export class ApiError extends Error {
   readonly code: string;
   readonly status: number;
   readonly errors: IFieldError[];
+  /** PROVIDER_MANAGED: the administrator's file that manages the provider. */
+  readonly managedBy: string | null;
 
-  constructor(status: number, code: string, message: string, errors: IFieldError[] = []) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    errors: IFieldError[] = [],
+    managedBy: string | null = null
+  ) {
     super(message);
     this.status = status;
     this.code = code;
     this.errors = errors;
+    this.managedBy = managedBy;
+  }
+
+  /** A refusal by the administrator (a managed provider, or the policy). */
+  get refusedByAdmin(): boolean {
+    return this.code === 'PROVIDER_MANAGED' || this.code === 'POLICY_REFUSED';
   }
 }
 
@@ -163,7 +196,7 @@ export async function request<T>(
       (response.status === 404
         ? 'The viagent server extension is not enabled on this Jupyter server.'
         : `Request failed (${response.status}).`);
-    throw new ApiError(response.status, code, message, data?.errors ?? []);
+    throw new ApiError(response.status, code, message, data?.errors ?? [], data?.managed_by ?? null);
   }
   return data as T;
 }
@@ -197,5 +230,7 @@ export const api = {
       : request<IModelList>(`providers/${enc(id)}/models`),
   test: (id: string): Promise<ITestResult> =>
     request<ITestResult>(`providers/${enc(id)}/test`, { method: 'POST' }),
+  price: (id: string, model?: string): Promise<IPrice> =>
+    request<IPrice>(`prices?provider=${enc(id)}${model ? `&model=${enc(model)}` : ''}`),
   select: (id: string | null): Promise<unknown> => request('selected', json('PUT', { provider: id }))
 };

@@ -9,6 +9,7 @@ import { Widget } from '@lumino/widgets';
 import { api, ApiError, IModelList, IProvider, IProviderType, ISchema } from './api';
 import { button, h } from './dom';
 import { formatCost, formatInt, LLMModel } from './model';
+import { managedBadge, managedView, PriceLine } from './readonly';
 
 type Fields = Record<string, unknown>;
 
@@ -16,12 +17,14 @@ const KEY_SOURCES: Record<string, string> = {
   stored: 'Key stored',
   session: 'Session key',
   environment: 'Key from environment',
+  managed: 'Managed key',
   none: 'No key'
 };
 const KEY_STATES: Record<string, string> = {
   stored: 'Stored, encrypted',
   session: 'Held for this session only',
   environment: 'From the environment',
+  managed: 'Managed by your administrator',
   none: 'No key'
 };
 
@@ -245,6 +248,7 @@ export class LLMPanel extends Widget {
         title: `Edit ${p.label}`
       },
       h('span', { class: 'jp-viagent-row-name', text: p.name || p.id }),
+      p.managed ? managedBadge(p) : null,
       h(
         'span',
         { class: 'jp-viagent-row-meta' },
@@ -260,6 +264,9 @@ export class LLMPanel extends Widget {
       })
     );
     main.addEventListener('click', () => (open ? this.closeForm() : this.openEdit(p.id)));
+    if (p.managed) {
+      main.title = `Show ${p.label} (managed by your administrator: read-only)`;
+    }
     const use = selected
       ? h('span', { class: 'jp-viagent-badge', text: 'In use' })
       : button('Use', () => void this._select(p.id), {
@@ -312,7 +319,7 @@ export class LLMPanel extends Widget {
     this._editing = id;
     this._editingVersion = p.version;
     this._dirty = false;
-    this._form.replaceChildren(this._editForm(p));
+    this._form.replaceChildren(this._editorOf(p));
     this.render();
   }
 
@@ -333,7 +340,7 @@ export class LLMPanel extends Widget {
       this._editingVersion = p.version;
       if (!this._dirty) {
         const focused = document.activeElement?.getAttribute('data-field');
-        this._form.replaceChildren(this._editForm(p));
+        this._form.replaceChildren(this._editorOf(p));
         if (focused) {
           (this._form.querySelector(`[data-field="${focused}"]`) as HTMLElement | null)?.focus();
         }
@@ -343,6 +350,27 @@ export class LLMPanel extends Widget {
           ?.replaceChildren('Changed elsewhere; saving may be refused. Reopen to see it.');
       }
     }
+  }
+
+  /** The editor, or the read-only view of a provider the administrator manages. */
+  private _editorOf(p: IProvider): HTMLElement {
+    if (!p.managed) {
+      return this._editForm(p);
+    }
+    return managedView(p, {
+      selected: this._model.state?.selected === p.id,
+      typeLabel: typeOf(this._model.schema, p.provider_type)?.label ?? p.provider_type,
+      close: () => this.closeForm(),
+      use: () => void this._select(p.id),
+      test: async () => {
+        try {
+          const r = await api.test(p.id);
+          return `OK · ${r.model ?? 'model'} answered in ${r.latency_ms} ms`;
+        } catch (error) {
+          throw new Error(describeError(error));
+        }
+      }
+    });
   }
 
   private _typeSelect(value: string): HTMLSelectElement {
@@ -448,7 +476,10 @@ export class LLMPanel extends Widget {
       'data-action': 'refresh-models'
     });
     model.row.insertBefore(h('div', { class: 'jp-viagent-inline' }, model.control, refresh), model.error);
-    model.row.append(datalist, modelStatus);
+    const price = new PriceLine(p.id);
+    model.row.append(datalist, modelStatus, price.el);
+    void price.show(p.default_model);
+    model.control.addEventListener('change', () => void price.show(model.control.value.trim() || p.default_model));
 
     const baseUrl = new Field('base_url', 'Base URL', input({
       value: p.base_url ?? '',

@@ -31,6 +31,7 @@ class LabServer:
     root: Path
     home: Path  # VIAGENT_HOME of the kernels
     log_path: Path
+    etc: Path  # the administrator's config dir (JUPYTER_CONFIG_PATH), empty unless a test writes
 
     def browser_url(self, path: str) -> str:
         return f"{self.url}{path}{'&' if '?' in path else '?'}token={self.token}"

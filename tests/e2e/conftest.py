@@ -136,6 +136,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     base = tmp_path_factory.mktemp("jlab")
     root, home, dirs = base / "root", base / "viagent-home", base / "jupyter"
     root.mkdir()
+    etc = base / "etc-jupyter"
+    etc.mkdir()
     for rel, data in LAB_SETTINGS.items():
         f = dirs / "user-settings" / rel
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +146,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     log_path = base / "jupyterlab-server.log"
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV and k != "JUPYTER_PATH"}
     env.update(
-        VIAGENT_HOME=str(home), VIAGENT_KEYRING="0",
+        VIAGENT_HOME=str(home), VIAGENT_KEYRING="0", VIAGENT_PRICES_URL="off",
+        JUPYTER_CONFIG_PATH=str(etc),
         JUPYTER_CONFIG_DIR=str(dirs / "config"), JUPYTER_DATA_DIR=str(dirs / "data"),
         JUPYTER_RUNTIME_DIR=str(dirs / "runtime"), IPYTHONDIR=str(dirs / "ipython"),
         JUPYTER_PLATFORM_DIRS="1", PYDEVD_DISABLE_FILE_VALIDATION="1",
@@ -165,7 +168,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
                                 start_new_session=True)
     try:
         url = _wait_for_lab(proc, dirs / "runtime", log_path, token)
-        yield LabServer(url=url, token=token, root=root, home=home, log_path=log_path)
+        yield LabServer(url=url, token=token, root=root, home=home, log_path=log_path,
+                        etc=etc)
     finally:
         _stop(proc)
         if log_path.exists():

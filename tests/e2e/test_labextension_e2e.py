@@ -286,7 +286,11 @@ def test_commands_keyboard_and_names_set_as_text(lab: Lab, fake_provider: FakePr
 
 def test_screenshots_light_and_dark(lab: Lab, fake_provider: FakeProvider) -> None:
     """Evidence for a human look: the sidebar at JupyterLab's default width, one provider
-    in use with its editor open, one without a key; light and dark."""
+    in use with its editor open (with the model's price), one without a key, one managed by
+    the administrator (read-only: a badge naming its file, Use and Test, no Delete, no
+    fields); light and dark."""
+    from datetime import datetime, timezone
+
     from viagent_jupyter import Workspace
 
     url = fake_provider.url_for("openai_compatible")
@@ -298,11 +302,53 @@ def test_screenshots_light_and_dark(lab: Lab, fake_provider: FakeProvider) -> No
             ws.providers.create(id="work-openai", provider_type="openai", name="Work")
             ws.providers.select("shot")
             ws.stats.record("shot", "demo-small", None, cost=0.0123)
+        ws.pricing.set("shot", "demo-small", input_per_mtok="0.15", output_per_mtok="0.6")
+    admin_file = lab.server.etc / "viagent.toml"
+    admin_file.write_text(f"""
+[providers.campus]
+provider_type = "openai_compatible"
+name = "Campus gateway"
+base_url = "{url}"
+default_model = "demo-small"
+""", encoding="utf-8")
+    try:
+        _screenshots(lab, admin_file)
+    finally:
+        admin_file.unlink()
+        with Workspace(home=lab.server.home) as ws:
+            ws.pricing.unset("shot", "demo-small")
+    today = datetime.now(timezone.utc).date().isoformat()
+    REPORT.append(f"lab editor price line: $0.15 / $0.60 per M tokens · user, {today}")
+
+
+def _screenshots(lab: Lab, admin_file: Path) -> None:
+    from datetime import datetime, timezone
+
     lab.start()
     panel = open_sidebar(lab)
+    # the managed provider: a badge whose tooltip names the file; a read-only view
+    campus = row(panel, "campus")
+    badge = campus.locator(".jp-viagent-managed")
+    expect(badge).to_have_text("managed (read-only)")
+    expect(badge).to_have_attribute("title", f"Managed by your administrator ({admin_file}): "
+                                             "read-only")
+    campus.locator(".jp-viagent-row-main").click()
+    view = panel.locator(".jp-viagent-form.jp-mod-readonly")
+    expect(view).to_be_visible()
+    assert view.locator('[data-action="delete"]').count() == 0
+    assert view.locator("input, textarea, select").count() == 0
+    expect(view).to_contain_text("managed")
+    view.locator('[data-action="test"]').click()
+    expect(view.locator(".jp-viagent-notice")).to_contain_text("OK ·")
+    lab.screenshot("labext-sidebar-managed-light", panel)
+    view.get_by_role("button", name="Close").click()
+
     row(panel, "shot").locator(".jp-viagent-row-main").click()
     editor = panel.locator('form[aria-label^="Edit"]')
     expect(editor.locator(".jp-viagent-models-status")).to_contain_text("models")
+    today = datetime.now(timezone.utc).date().isoformat()
+    expect(editor.locator(".jp-viagent-price")).to_have_text(
+        f"$0.15 / $0.60 per M tokens · user, {today}")
     for theme, name in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
         set_theme(lab, theme)
         lab.screenshot(f"labext-sidebar-{name}", panel)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
@@ -192,7 +191,7 @@ class Service:
                 "usage_today": callable(getattr(ws.stats, "total", None))}
 
     def schema(self) -> dict[str, Any]:
-        from ..widgets.config_panel import form_schema
+        from .._forms import form_schema
 
         return form_schema()
 
@@ -201,18 +200,18 @@ class Service:
 
     # -- writing --------------------------------------------------------------------------------
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        from ..widgets.config_panel import _config_fields
+        from .._forms import config_fields
 
-        fields = _config_fields(body.get("fields"), creating=True)
+        fields = config_fields(body.get("fields"), creating=True)
         api_key = _key_of(body, required=False)
         cfg = self.ws.providers.create(**fields, api_key=api_key,
                                        persist_key=body.get("persist_key", True) is not False)
         return cfg.to_public_dict()
 
     def update(self, pid: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        from ..widgets.config_panel import _config_fields
+        from .._forms import config_fields
 
-        fields = _config_fields(body.get("fields", {}), creating=False)
+        fields = config_fields(body.get("fields", {}), creating=False)
         expected = body.get("expected_version")
         if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
             raise ConfigValidationError(
@@ -245,29 +244,26 @@ class Service:
 
     # -- the network (run on the pool) ----------------------------------------------------------
     def models(self, pid: str, refresh: bool) -> dict[str, Any]:
-        from ..registry import StaleModelListWarning
-        from ..widgets.config_panel import MAX_MODELS, _iso, _model_entry
+        from .._forms import MAX_MODELS, iso, model_entry
 
         self.ws.providers.get(pid)  # a clear PROVIDER_NOT_FOUND before any work
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StaleModelListWarning)
-            result = self.ws.registry.models(pid, refresh=refresh)
-        stale = [str(w.message) for w in caught if issubclass(w.category, StaleModelListWarning)]
+        # staleness comes back as data (.warning): warnings.catch_warnings is not thread-safe
+        result = self.ws.registry.models(pid, refresh=refresh, warn=False)
         return {
             "provider": pid,
-            "models": [_model_entry(m) for m in result[:MAX_MODELS]],
+            "models": [model_entry(m) for m in result[:MAX_MODELS]],
             "count": len(result),
-            "fetched_at": _iso(result.fetched_at),
+            "fetched_at": iso(result.fetched_at),
             "from_cache": result.from_cache,
             "stale": result.stale,
             "refreshed": refresh and not result.stale,
             "added": list(result.added),
             "removed": list(result.removed),
-            "warning": stale[0] if stale else None,
+            "warning": result.warning,
         }
 
     def test(self, pid: str) -> dict[str, Any]:
-        from ..widgets.config_panel import TEST_MAX_TOKENS, TEST_PROMPT
+        from .._forms import TEST_MAX_TOKENS, TEST_PROMPT
 
         self.ws.providers.get(pid)
         started = time.monotonic()
@@ -286,6 +282,23 @@ class Service:
             raise NotAvailableError(
                 f"This viagent_jupyter has no {part} yet; update the package to use it.")
         return found
+
+    def price(self, pid: str, model: str | None) -> dict[str, Any]:
+        """The price of ``model`` (default: the provider's default model) in USD per million
+        tokens, as exact decimal strings, with its source and date; ``price`` None when unknown."""
+        cfg = self.ws.providers.get(pid)  # PROVIDER_NOT_FOUND / POLICY_REFUSED first
+        model = model or cfg.default_model
+        if not model:
+            raise ConfigValidationError(
+                f"Invalid request: provider '{pid}' has no default model; give ?model=.",
+                [{"field": "model", "message": "is required (no default model)"}])
+        found = self.optional("pricing").get(pid, model)
+        if found is None:
+            return {"provider": pid, "model": model, "price": None}
+        per = {k: None if v is None else format(v, "f") for k, v in found.per_mtok().items()}
+        return {"provider": pid, "model": model, "price": {
+            **per, "unit": "USD per million tokens", "source": found.source,
+            "as_of": found.as_of.isoformat() if found.as_of else None}}
 
     def budgets(self) -> dict[str, Any]:
         """Each budget with its spend in the current period (amounts as JSON numbers)."""

@@ -21,6 +21,10 @@ traceback; a body that carries a key is answered with a body checked not to cont
     PUT    /viagent/api/selected                      {provider: ID | null}
     GET    /viagent/api/usage                         {period, totals, records}
     GET    /viagent/api/budgets                       NOT_AVAILABLE until budgets exist
+    GET    /viagent/api/prices?provider=ID[&model=M]  USD per million tokens (decimal strings)
+
+A managed provider's write answers 403 ``PROVIDER_MANAGED`` (with ``managed_by``), a thing the
+administrator's policy forbids 403 ``POLICY_REFUSED``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ STATUS = {
     "PROVIDER_NOT_FOUND": 404,
     "PROVIDER_CONFLICT": 409,
     "PROVIDER_IN_USE": 409,
+    "PROVIDER_MANAGED": 403,
+    "POLICY_REFUSED": 403,
     "NOT_AVAILABLE": 501,
     "STORAGE_ERROR": 500,
 }
@@ -105,13 +111,13 @@ class _Base(APIHandler):
             else:
                 result = await work()
         except ViagentError as exc:
-            from ..widgets._base import error_payload
+            from .._forms import error_payload
 
             self.set_status(_status_of(exc))
             self.finish(_dumps(error_payload(exc, secrets), secrets))
             return
         except Exception as exc:  # a bug: one scrubbed line in the log, no traceback out
-            from ..widgets._base import error_payload
+            from .._forms import error_payload
 
             self.log.error("viagent: %s %s failed: %s", self.request.method, self.request.path,
                            error_payload(exc, secrets)["message"])
@@ -257,6 +263,22 @@ class BudgetsHandler(_Base):
         await self.answer(self.service.budgets)
 
 
+class PricesHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        pid = self.get_query_argument("provider", "")
+        model = self.get_query_argument("model", "") or None
+
+        def work() -> Any:
+            if not pid:
+                raise ConfigValidationError("Invalid request: give ?provider=ID.",
+                                            [{"field": "provider", "message": "is required"}])
+            return self.service.price(pid, model)
+
+        await self.answer(work)
+
+
 _ID = r"(?P<pid>[^/]+)"
 
 
@@ -278,4 +300,5 @@ def handlers(base_url: str) -> list[tuple[str, type[_Base]]]:
         (route("selected"), SelectedHandler),
         (route("usage"), UsageHandler),
         (route("budgets"), BudgetsHandler),
+        (route("prices"), PricesHandler),
     ]

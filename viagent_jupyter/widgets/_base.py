@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 from traitlets import HasTraits
 
-from ..errors import ConfigValidationError, ViagentError, one_line, scrub
+from .._forms import error_payload
+from ..errors import ConfigValidationError, ViagentError, scrub
 
 if TYPE_CHECKING:
     from .._workspace import Workspace
@@ -62,18 +63,6 @@ def asset(name: str) -> Path | str:
             "`pip install -e .` (needs Node.js and npm), or run `npm --prefix js ci && "
             "npm --prefix js run build`, then restart the kernel.")
     return _MISSING_BUNDLE_ESM % json.dumps(hint)
-
-
-def error_payload(exc: BaseException, secrets: Sequence[str | None] = ()) -> dict[str, Any]:
-    """``{code, message, errors?}`` for a reply: one line, never carrying a secret."""
-    if isinstance(exc, ViagentError):
-        payload: dict[str, Any] = {"code": exc.code, "message": scrub(exc.message, secrets)}
-        if isinstance(exc, ConfigValidationError):
-            payload["errors"] = [{"field": e["field"], "message": scrub(e["message"], secrets)}
-                                 for e in exc.errors]
-        return payload
-    message = one_line(scrub(f"{type(exc).__name__}: {exc}", secrets))
-    return {"code": "INTERNAL_ERROR", "message": f"Unexpected error: {message}"}
 
 
 Handler = Callable[[dict[str, Any]], None]

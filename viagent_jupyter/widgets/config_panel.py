@@ -24,12 +24,19 @@ synced or echoed: replies are checked against it before they leave.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from traitlets import Dict, List, Unicode
 
+from .._forms import (
+    MAX_MODELS,
+    TEST_MAX_TOKENS,
+    TEST_PROMPT,
+    config_fields,
+    form_schema,
+    iso,
+    model_entry,
+)
 from ..errors import ConfigValidationError, ViagentError, scrub
 from ._base import ViewWidget, asset
 
@@ -37,110 +44,6 @@ if TYPE_CHECKING:
     from .._workspace import Workspace
 
 __all__ = ["TEST_PROMPT", "ConfigPanel"]
-
-TEST_PROMPT = "Say OK"
-TEST_MAX_TOKENS = 8
-MAX_MODELS = 5000
-
-# The default-model box's example, per type (presentation only).
-_MODEL_EXAMPLES = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-3-5-haiku-latest",
-    "gemini": "gemini-2.0-flash",
-    "openrouter": "openai/gpt-4o-mini",
-    "ollama": "llama3.2",
-    "openai_compatible": "the server's model id",
-}
-_SETTING_UI = {  # presentation only; the ranges come from ModelSettings
-    "temperature": ("Temperature", 0.05),
-    "max_tokens": ("Max tokens", 1),
-    "top_p": ("Top p", 0.01),
-    "frequency_penalty": ("Frequency penalty", 0.05),
-    "presence_penalty": ("Presence penalty", 0.05),
-    "reasoning": ("Reasoning", 1),
-    "reasoning_budget": ("Reasoning budget (tokens)", 1),
-}
-# Parameters of store.create/update that must not arrive disguised as config fields.
-_RESERVED = ("api_key", "persist_key", "expected_version")
-_OPTIONAL_NUMBERS = ("timeout", "max_retries")
-
-
-def form_schema() -> dict[str, Any]:
-    """What the forms need, derived from the schema (so no rule is copied into JS)."""
-    from ..schema import ENV_KEYS, PROVIDER_TYPES, TYPE_NAMES, ModelSettings, default_base_url
-
-    needs_key = {"openai", "anthropic", "gemini", "openrouter"}
-    # "label" is the readable type name: the one table (schema.TYPE_NAMES) the front end's
-    # displayLabel() reads, so no name is copied into JS.
-    types = [{"value": t, "label": TYPE_NAMES.get(t, t), "default_base_url": default_base_url(t),
-              "needs_key": t in needs_key, "env": list(ENV_KEYS.get(t, ())),
-              "model_example": _MODEL_EXAMPLES.get(t, "")}
-             for t in PROVIDER_TYPES]
-    settings = []
-    for name, field in ModelSettings.model_fields.items():
-        spec: dict[str, Any] = {"name": name, "default": field.default,
-                                "integer": field.annotation in (int, int | None)}
-        for meta in field.metadata:
-            for attr, key in (("ge", "minimum"), ("le", "maximum"), ("gt", "exclusive_minimum")):
-                if getattr(meta, attr, None) is not None:
-                    spec[key] = getattr(meta, attr)
-        if name == "reasoning":  # a choice, not a number: the panel shows a select
-            from ..schema import REASONING_LEVELS
-
-            spec["choices"] = list(REASONING_LEVELS)
-        label, step = _SETTING_UI.get(name, (name, 0.01))
-        spec.update(label=label, step=step)
-        settings.append(spec)
-    return {"provider_types": types, "settings": settings}
-
-
-def _parse_headers(text: str) -> dict[str, str]:
-    """``Name: value`` lines (the form's headers box) into a dict."""
-    headers: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name.strip():
-            raise ConfigValidationError(
-                f"Invalid provider config: headers: line {n} is not 'Name: value'.",
-                [{"field": "headers", "message": f"line {n} is not 'Name: value'"}],
-            )
-        headers[name.strip()] = value.strip()
-    return headers
-
-
-def _config_fields(raw: Any, *, creating: bool) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigValidationError("Invalid request: fields must be an object.",
-                                    [{"field": "(config)", "message": "must be an object"}])
-    fields = {str(k): v for k, v in raw.items()}
-    bad = [k for k in _RESERVED if k in fields]
-    if bad:
-        raise ConfigValidationError(
-            f"Invalid request: {', '.join(bad)} cannot be sent as a config field.",
-            [{"field": b, "message": "cannot be sent as a config field"} for b in bad],
-        )
-    if isinstance(fields.get("headers"), str):
-        fields["headers"] = _parse_headers(fields["headers"])
-    for name in _OPTIONAL_NUMBERS:  # an empty number box means "leave as is / default"
-        if fields.get(name) in ("", None):
-            fields.pop(name, None)
-    if creating and not fields.get("name"):
-        fields.pop("name", None)  # the store names it after its id
-    return fields
-
-
-def _model_entry(m: Any) -> dict[str, Any]:
-    pricing = None
-    if m.pricing:
-        pricing = {k: float(v) for k, v in m.pricing.items()}
-    return {"id": m.id, "name": m.name, "context_length": m.context_length, "pricing": pricing}
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
-
 
 class ConfigPanel(ViewWidget):
     """The provider configuration panel (``vj.panel()``, ``%llm panel``)."""
@@ -185,11 +88,11 @@ class ConfigPanel(ViewWidget):
         secrets = [api_key if isinstance(api_key, str) else None]
         persist = content.get("persist_key", True) is not False
         if op == "create":
-            fields = _config_fields(content.get("fields"), creating=True)
+            fields = config_fields(content.get("fields"), creating=True)
             cfg = store.create(**fields, api_key=api_key or None, persist_key=persist)
             self._reply(rid, result={"provider": cfg.id, "version": cfg.version}, secrets=secrets)
         elif op == "update":
-            fields = _config_fields(content.get("fields"), creating=False)
+            fields = config_fields(content.get("fields"), creating=False)
             extra: dict[str, Any] = {}
             if content.get("remove_key"):
                 extra["api_key"] = None
@@ -228,9 +131,7 @@ class ConfigPanel(ViewWidget):
         self.busy = [*busy, token] if on else busy
 
     def _models(self, rid: Any, pid: str, refresh: bool) -> None:
-        import warnings
-
-        from ..registry import ModelList, StaleModelListWarning
+        from ..registry import ModelList
 
         self._ws.providers.get(pid)  # a clear PROVIDER_NOT_FOUND before any work
         token = f"models:{pid}"
@@ -238,12 +139,8 @@ class ConfigPanel(ViewWidget):
 
         def fetch() -> tuple[ModelList, str | None]:
             # a stale list is reported in models_status, not as a warning in some cell
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", StaleModelListWarning)
-                models = self._ws.registry.models(pid, refresh=refresh)
-            stale = [str(w.message) for w in caught
-                     if issubclass(w.category, StaleModelListWarning)]
-            return models, (stale[0] if stale else None)
+            models = self._ws.registry.models(pid, refresh=refresh, warn=False)
+            return models, models.warning
 
         def done(fetched: tuple[ModelList, str | None] | None,
                  error: BaseException | None) -> None:
@@ -262,7 +159,7 @@ class ConfigPanel(ViewWidget):
             result, stale_message = fetched
             status: dict[str, Any] = {
                 "provider": pid,
-                "fetched_at": _iso(result.fetched_at),
+                "fetched_at": iso(result.fetched_at),
                 "from_cache": result.from_cache,
                 "stale": result.stale,
                 "refreshed": refresh and not result.stale,
@@ -272,7 +169,7 @@ class ConfigPanel(ViewWidget):
                 "error": stale_message if result.stale else None,
             }
             with self.hold_sync():
-                self.models = [_model_entry(m) for m in result[:MAX_MODELS]]
+                self.models = [model_entry(m) for m in result[:MAX_MODELS]]
                 self.models_provider = pid
                 self.models_status = status
                 if stale_message:
