@@ -43,7 +43,7 @@ export class BudgetSection {
     },
     h("span", { class: "vj-budget-dollar", "aria-hidden": "true", text: "$" }), this.usdInput,
     this.periodSelect, this.providerSelect, this.setButton);
-    this.el = h("details", { class: "vj-advanced vj-budgets", dataset: { section: "budgets" } },
+    this.el = h("details", { class: "vj-budgets", dataset: { section: "budgets" } },
       h("summary", { text: "Budgets" }), this.listEl, this.form, this.errorEl);
   }
 
