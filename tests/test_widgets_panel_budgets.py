@@ -124,3 +124,19 @@ def test_an_administrators_budget_is_shown_and_cannot_be_raised(
         assert ask(panel, "budget_remove", period="day")["ok"] is False  # not the user's
         assert [r["source"] for r in panel.budgets] == ["admin"]
         panel.close()
+
+
+def test_budgets_set_elsewhere_reach_the_panel(widgets: list[Any], ws: Workspace,
+                                              home: Path) -> None:
+    """A cell's ``ws.budgets.set`` shows at once; another kernel's on the next poll."""
+    panel = ConfigPanel(ws)
+    widgets.append(panel)
+    ws.budgets.set(3, period="total")
+    assert [(r["period"], r["usd"]) for r in panel.budgets] == [("total", "3.00")]
+    with Workspace(home=home) as other:  # its own connection, as another kernel would have
+        other.budgets.set(7, period="month")
+    ws.poll()  # what the kernel's auto-refresh does every 0.25 s
+    assert [(r["period"], r["usd"]) for r in panel.budgets] == [("month", "7.00"),
+                                                                ("total", "3.00")]
+    ws.budgets.remove("total")
+    assert [r["period"] for r in panel.budgets] == ["month"]

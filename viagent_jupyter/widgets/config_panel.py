@@ -170,8 +170,9 @@ class ConfigPanel(ViewWidget):
         store = self._ws.providers
         self._sync_store()
         self._subscribe(store, ["providers", "selected"], self._sync_store)
-        # after every chat the spend moved: recompute on the stats' change
+        # after every chat the spend moved: recompute on the stats' change; and on the list's
         self._subscribe(self._ws.stats, ["records", "totals"], self._sync_budgets)
+        self._subscribe(self._ws.budgets, ["revision"], self._sync_budgets)
 
     def _sync_budgets(self) -> None:
         self.budgets = budget_rows(self._ws)
