@@ -213,6 +213,30 @@ def test_ctrl_c_while_async_tools_run_cancels_them() -> None:
     assert time.monotonic() - t0 < 60  # did not wait for the tool's 60 s
 
 
+def test_describe_variable_is_the_with_describer_with_its_cap() -> None:
+    """Issue 17: the builtin "describe one variable" tool gives the summaries of ``--with``
+    (context.describe), capped the same way: one describer, not two."""
+    from viagent_jupyter import context
+    from viagent_jupyter._builtin_tools import builtin_tools
+
+    ns: dict[str, Any] = {"big": "x" * (context.DEFAULT_CAP * 3),
+                          "cfg": {"a": [1, 2], "b": "two"}}
+
+    class Shell:
+        def __init__(self) -> None:
+            self.user_ns_hidden: dict[str, Any] = {}
+            self.user_ns = ns
+
+    describe = {t.name: t for t in builtin_tools(Shell())}["describe_variable"]
+    big = describe("big")
+    assert big["truncated"] is True and big["kind"] == "text"
+    assert big["summary"] == context.describe(ns["big"], "big").text
+    assert len(big["summary"]) <= context.DEFAULT_CAP
+    cfg = describe("cfg")
+    assert (cfg["kind"], cfg["summary"]) == ("JSON", context.describe(ns["cfg"]).text)
+    assert "truncated" not in cfg
+
+
 def test_builtin_tools_read_the_namespace() -> None:
     from viagent_jupyter._builtin_tools import builtin_tools
 
@@ -226,7 +250,9 @@ def test_builtin_tools_read_the_namespace() -> None:
     tools = {t.name: t for t in builtin_tools(Shell())}
     assert all(t.safe for t in tools.values())
     assert tools["list_variables"]() == [{"name": "xs", "type": "list", "shape": "len 3"}]
-    assert tools["describe_variable"]("xs")["repr"] == "[1, 2, 3]"
+    xs = tools["describe_variable"]("xs")
+    assert xs == {"name": "xs", "type": "list", "shape": "len 3", "kind": "JSON",
+                  "summary": "list of 3 items\n[1, 2, 3]"}
     with pytest.raises(KeyError):
         tools["describe_variable"]("_hidden")
     assert tools["read_cell"](2) == {"n": 2, "input": "1 + 1", "output": "2"}

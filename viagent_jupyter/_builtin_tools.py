@@ -7,7 +7,6 @@ through :func:`cell`). Summaries are short: a model gets the gist, not the data.
 
 from __future__ import annotations
 
-import contextlib
 import types
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -48,19 +47,18 @@ def _visible(ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> dict[str, Any]
 
 
 def describe_value(name: str, value: Any) -> dict[str, Any]:
-    """Type, shape/length, columns/dtype when there are some, and a short repr."""
+    """Type, shape/length and the summary ``--with`` gives (:func:`context.describe`: the
+    one describer, capped the same way)."""
+    from .context import describe
+
     out: dict[str, Any] = {"name": name, "type": type(value).__qualname__}
     shape = _shape(value)
     if shape:
         out["shape"] = shape
-    dtype = getattr(value, "dtype", None)
-    if dtype is not None and not callable(dtype):
-        out["dtype"] = str(dtype)
-    columns = getattr(value, "columns", None)
-    if columns is not None:
-        with contextlib.suppress(Exception):
-            out["columns"] = [str(c) for c in list(columns)[:50]]
-    out["repr"] = _short(value, 1000)
+    item = describe(value, name)
+    out.update(kind=item.kind, summary=item.text)
+    if item.truncated:
+        out["truncated"] = True
     return out
 
 
@@ -80,8 +78,8 @@ def builtin_tools(shell: Any) -> list[Tool]:
     def describe_variable(
         name: Annotated[str, Field(description="The variable's name")],
     ) -> dict[str, Any]:
-        """Describe one variable of the user's session: type, shape, columns, dtype and a
-        short repr."""
+        """Describe one variable of the user's session: type, shape and a summary (columns,
+        dtypes and head of a DataFrame, an array's shape and stats, a short repr)."""
         ns = _visible(shell.user_ns, hidden)
         if name not in ns:
             raise KeyError(f"no variable named {name!r}")

@@ -244,10 +244,12 @@ class Workspace:
 
     # -- keeping in sync with other processes ------------------------------------------------------
     def poll(self) -> bool:
-        """Reload whatever other processes changed (providers, selection, usage)."""
+        """Reload whatever other processes changed (providers, selection, usage, budgets)."""
         changed = self.providers.refresh()
         if self._stats is not None:
             changed = self._stats.refresh() or changed
+        if self._budgets is not None:
+            changed = self._budgets.refresh() or changed
         return changed
 
     def start_autorefresh(self, loop: asyncio.AbstractEventLoop | None = None,

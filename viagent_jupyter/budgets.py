@@ -153,6 +153,9 @@ class Budgets(Configurable):
              "stops counting (default: 1800, or the chat deadline + 60 s when longer).",
     )
 
+    revision = Int(0, help="Advances whenever the list of budgets changed (here or in "
+                           "another kernel, seen on refresh): widgets observe it.")
+
     @default("hold_ttl")
     def _hold_ttl_default(self) -> float:
         from .chat import chat_deadline
@@ -185,6 +188,14 @@ class Budgets(Configurable):
                 continue
             stored[(b.period, b.provider)] = b
         self._stored = stored
+        self.revision += 1
+
+    def refresh(self) -> bool:
+        """Reload the budgets when another process changed them; True when they changed."""
+        before = self.revision
+        with self._lock:
+            self._reload()
+        return self.revision != before
 
     def _configured(self) -> dict[tuple[str, str | None], Budget]:
         out = {}

@@ -8,10 +8,11 @@ import { Messages, fingerprint } from "./lib/messages.js";
 import { createRpc } from "./lib/rpc.js";
 import { ProviderForm } from "./panel/provider_form.js";
 import { renderProviderList } from "./panel/provider_list.js";
+import { BudgetSection } from "./panel/budgets.js";
 
 const TEST_TIMEOUT_MS = 120000;
 /** The synced traits this view reads: the same names as ConfigPanel's in Python. */
-export const TRAITS = ["providers", "selected", "schema", "models", "models_provider", "models_status", "busy", "last_error", "vault_location"];
+export const TRAITS = ["providers", "selected", "schema", "models", "models_provider", "models_status", "busy", "last_error", "vault_location", "budgets"];
 const MODEL_TRAITS = ["models", "models_provider", "models_status", "last_error"];
 
 export class PanelView {
@@ -30,18 +31,28 @@ export class PanelView {
     }, icon("add"), h("span", { text: "Add" }));
     this.listEl = h("div", { class: "vj-list-wrap" });
     this.editorEl = h("div", { class: "vj-editor-wrap" });
+    this.budgetSection = new BudgetSection({
+      request: (op, payload) => this.rpc.request(op, payload),
+      providerLabel: (id) => {
+        const p = this.state().providers.find((x) => x.id === id);
+        return p ? p.name || p.id : id;
+      },
+    });
     this.root = h("div", { class: "vj-widget vj-panel", dataset: { vj: "config-panel" } },
       h("div", { class: "vj-header" },
         h("span", { class: "vj-title", role: "heading", "aria-level": "3", text: "LLM providers" }),
         this.addButton),
-      this.listEl, this.editorEl,
+      this.listEl, this.editorEl, this.budgetSection.el,
       this.vaultEl = h("div", { class: "vj-vault-location", text: model.get("vault_location") || "" }));
     el.append(this.root);
     this.onVault = () => { this.vaultEl.textContent = model.get("vault_location") || ""; };
     model.on("change:vault_location", this.onVault);
 
+    this.onBudgets = () => this.budgetSection.render(this.state().budgets, this.state().providers);
+    model.on("change:budgets", this.onBudgets);
     this.onProviders = () => {
       this.renderList();
+      this.onBudgets();
       this.form?.sync(this.state().providers);
       this.form?.syncModels(this.state()); // the picker's error may be about the old provider
       const waiting = this.pendingEdit;
@@ -58,6 +69,7 @@ export class PanelView {
     model.on("change:busy", this.onBusy);
     for (const name of MODEL_TRAITS) model.on(`change:${name}`, this.onModels);
     this.renderList();
+    this.onBudgets();
   }
 
   state() {
@@ -71,6 +83,7 @@ export class PanelView {
       models_status: m.get("models_status") || {},
       busy: m.get("busy") || [],
       last_error: m.get("last_error"),
+      budgets: m.get("budgets") || [],
     };
   }
 
@@ -222,6 +235,7 @@ export class PanelView {
     this.model.off("change:selected", this.onSelected);
     this.model.off("change:busy", this.onBusy);
     this.model.off("change:vault_location", this.onVault);
+    this.model.off("change:budgets", this.onBudgets);
     for (const name of MODEL_TRAITS) this.model.off(`change:${name}`, this.onModels);
     this.rpc.dispose();
     this.root.remove();

@@ -60,6 +60,21 @@ describe("provider list", () => {
     expect(row("local").querySelector(".vj-key").textContent).toBe("No key (not required)");
   });
 
+  it("shows why a stored key was cleared until a key is stored again (issue 11)", () => {
+    const notice = "The key was cleared because its origin changed (https://api.openai.com → https://other.example); enter it again for the new server (a key is only sent where it was entered).";
+    const model = mount({ providers: [provider()] });
+    expect(row("oa").querySelector(".vj-key-notice")).toBeNull();
+    model.update({ providers: [provider({ version: 2, key_source: "none", has_api_key: false, api_key_hint: null, key_notice: notice })] });
+    const shown = row("oa").querySelector(".vj-key-notice");
+    expect(shown.textContent).toBe(notice);
+    expect(shown.getAttribute("role")).toBe("note");
+    expect(row("oa").querySelector(".vj-key").textContent).toBe("Key missing");
+    model.update({ providers: [provider({ version: 3, key_notice: "<b>x</b>" })] });
+    expect(row("oa").querySelector(".vj-key-notice b")).toBeNull(); // text, never markup
+    model.update({ providers: [provider({ version: 4 })] }); // a key stored: the store drops it
+    expect(row("oa").querySelector(".vj-key-notice")).toBeNull();
+  });
+
   it("keeps HTML in provider names and models inert", () => {
     const evil = '<img src=x onerror="window.pwned=1">';
     mount({ providers: [provider({ name: evil, default_model: `<b>${evil}</b>` })] });

@@ -265,7 +265,8 @@ _LAYOUT_FACTS = """(root) => {
   const textarea = root.querySelector('.vj-advanced textarea');
   return {
     width: box(panel).width,
-    overflow: [panel, stats, ...all('.vj-editor, .vj-row, .vj-stats-table')]
+    overflow: [panel, stats,
+      ...all('.vj-editor, .vj-row, .vj-stats-table, .vj-budgets, .vj-budget-row')]
       .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => el.className),
     sticksOut: [...panel.querySelectorAll('*')]  // what makes it overflow, if anything does
       .filter((el) => el.getClientRects().length && box(el).right > box(panel).right + 1)
@@ -290,9 +291,10 @@ def _layout(lab: Lab, root: Any) -> dict[str, Any]:
 def test_the_look_at_250_px_and_full_width_in_light_and_dark(
         lab: Lab, home: Path, fake_provider: FakeProvider) -> None:
     """Screenshots for a human look (saved under test-artifacts/e2e-look-*.png) and the layout
-    facts behind them: nothing overflows, the title stays on one line, each row's buttons sit
-    beside its name, the stats line is at most two lines with no stray separator, the Advanced
-    inputs are spaced and the headers box stays inside the panel. Look at them."""
+    facts behind them: nothing overflows (the Budgets section open too), the title stays on one
+    line, each row's buttons sit beside its name, the stats line is at most two lines with no
+    stray separator, the Advanced inputs are spaced and the headers box stays inside the panel.
+    Look at them."""
     pytest.importorskip("sidecar")
     url = fake_provider.url_for("openai_compatible")
     nb = lab.write_notebook("look.ipynb", [
@@ -302,6 +304,9 @@ def test_the_look_at_250_px_and_full_width_in_light_and_dark(
                          "ws.providers.create(id='oa', provider_type='openai', "
                          "name='<b>Work</b> OpenAI account', default_model='gpt-4o-mini')\n"
                          "ws.providers.select('fake')\n"
+                         "ws.budgets.set(250, period='month', provider='fake', soft=0.5)\n"
+                         "ws.budgets.set(5, provider='oa')\n"  # (an all-provider one would
+                         # lengthen the stats line measured below)
                          "for q in ('hello', 'and again'):\n"
                          "    ws.chat(q, provider='fake').wait().text\n"
                          "ws.chat('big', provider='fake', model='demo-large').wait().text\n"),
@@ -331,6 +336,20 @@ def test_the_look_at_250_px_and_full_width_in_light_and_dark(
         expect(stats.locator(".vj-stats-table tbody tr")).to_have_count(2)
         expect(stats.locator(".vj-stats-requests")).to_have_text("2 requests")  # demo-small's
         expect(stats.locator(".vj-stats-all")).to_have_text("3 in workspace")
+    for root in (inline, side.locator(".vj-panel")):  # Budgets (issue 14), unfolded
+        root.locator(".vj-budgets > summary").click()
+        budgets = root.locator(".vj-budget-row")
+        expect(budgets).to_have_count(2)
+        # (no price set: a known cost makes the stats line at 250 px a line longer than the
+        # bound below; the live spend is tests/test_widgets_panel_budgets.py's)
+        expect(budgets.nth(0).locator(".vj-budget-spend")).to_have_text(
+            "$0.00 of $250.00 per month")
+        expect(budgets.nth(0).locator(".vj-budget-scope")).to_have_text("Local demo (offline)")
+        expect(budgets.nth(0).locator(".vj-budget-soft")).to_have_text("warns at 50%")
+        expect(budgets.nth(1).locator(".vj-budget-spend")).to_have_text("$0.00 of $5.00 per day")
+        expect(budgets.nth(1).locator(".vj-budget-scope")).to_have_text(
+            "<b>Work</b> OpenAI account")
+        expect(root.get_by_label("Period", exact=True)).to_be_visible()
     lab.page.evaluate("() => document.activeElement && document.activeElement.blur()")
 
     narrow = _layout(lab, side)
@@ -355,7 +374,8 @@ def test_the_look_at_250_px_and_full_width_in_light_and_dark(
         lab.page.wait_for_timeout(400)  # let the theme's stylesheet apply
         lab.screenshot(f"e2e-look-{name}-250px-sidebar", lab.page.locator("#jp-right-stack"))
         for part, sel in (("stats", ".vj-stats"), ("list", ".vj-list-wrap"),
-                          ("form", "form.vj-form"), ("settings", ".vj-settings")):
+                          ("form", "form.vj-form"), ("settings", ".vj-settings"),
+                          ("budgets", ".vj-budgets")):
             lab.screenshot(f"e2e-look-{name}-250px-{part}", side.locator(sel))
         lab.screenshot(f"e2e-look-{name}-full-stats", cells.nth(1))
         lab.screenshot(f"e2e-look-{name}-full-panel", cells.nth(2))

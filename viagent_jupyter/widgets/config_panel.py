@@ -16,6 +16,8 @@ result | error, errors?}``)::
     delete    provider                            (PROVIDER_IN_USE when selected)
     models    provider, refresh?                  (off the kernel thread)
     test      provider                            (a tiny chat, off the kernel thread)
+    budget_set     usd, period, provider | null, soft?   -> ws.budgets.set
+    budget_remove  period, provider | null                -> ws.budgets.remove
 
 A key arrives in exactly one message, goes straight to the store (the vault) and is never kept,
 synced or echoed: replies are checked against it before they leave.
@@ -39,6 +41,7 @@ from .._forms import (
 )
 from ..errors import ConfigValidationError, ViagentError, scrub
 from ._base import ViewWidget, asset
+from ._panel_budgets import BUDGET_OPS, budget_request, budget_rows
 
 if TYPE_CHECKING:
     from .._workspace import Workspace
@@ -62,18 +65,27 @@ class ConfigPanel(ViewWidget):
     last_error = Unicode("", help="The last background failure, one line.").tag(sync=True)
     vault_location = Unicode("", help="Where the vault's master key lives (no secret).").tag(
         sync=True)
+    budgets = List(Dict(), help="The budgets in force with their spend (ws.budgets.status()).").tag(
+        sync=True)
 
     def __init__(self, ws: Workspace | None = None, **kwargs: Any) -> None:
         super().__init__(ws, schema=form_schema(), **kwargs)
         store = self._ws.providers
         self._sync_store()
         self._subscribe(store, ["providers", "selected"], self._sync_store)
+        # after every chat the spend moved: recompute on the stats' change; and on the list's
+        self._subscribe(self._ws.stats, ["records", "totals"], self._sync_budgets)
+        self._subscribe(self._ws.budgets, ["revision"], self._sync_budgets)
+
+    def _sync_budgets(self) -> None:
+        self.budgets = budget_rows(self._ws)
 
     def _sync_store(self) -> None:
         store = self._ws.providers
         with self.hold_sync():
             self.providers = list(store.providers)
             self.selected = store.selected
+            self._sync_budgets()  # a provider's budget row names it
             self.vault_location = "Stored keys are encrypted; the master key is in " + \
                 self._ws.vault.location() + "."
             if self.models_provider is not None and \
@@ -123,6 +135,10 @@ class ConfigPanel(ViewWidget):
             self._models(rid, str(pid), bool(content.get("refresh")))
         elif op == "test":
             self._test(rid, str(pid))
+        elif op in BUDGET_OPS:
+            result = budget_request(self._ws, op, content)
+            self._sync_budgets()
+            self._reply(rid, result=result)
         else:
             super()._handle_request(op, rid, content)
 

@@ -98,6 +98,8 @@ function renderRow(p, { selected, types, typeNames, rows, messageOf, busy, onAct
       h("span", { class: "vj-model", text: p.default_model || "no default model" }),
       h("span", { class: `vj-key vj-key-${key.kind}`, dataset: { keySource: p.key_source }, text: key.text }),
       h("span", { class: "vj-endpoint", title: p.endpoint || "", text: p.endpoint || "" })),
+    // why a stored key was cleared (origin/type changed); gone once a key is stored again
+    p.key_notice ? h("div", { class: "vj-key-notice", role: "note", text: p.key_notice }) : null,
     confirm,
     h("div", { class: "vj-row-msg", role: "status", "aria-live": "polite" }, message));
 }
