@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from IPython.core.error import UsageError
 
 from ._display import Table, _money
+from ._magic_args import _positive_int
 
 if TYPE_CHECKING:
     from ._workspace import Workspace
@@ -41,20 +42,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message or 'invalid arguments'}\n{LOG_USAGE}")
 
 
-def _count(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {n}")
-    return n
-
-
 def _filters(prog: str) -> _Parser:
     p = _Parser(prog=prog, add_help=False, allow_abbrev=False, usage=LOG_USAGE)
     p.add_argument("query", nargs="*")
-    p.add_argument("-n", type=_count, default=None)
+    p.add_argument("-n", type=_positive_int, default=None)
     p.add_argument("-p", "--provider")
     p.add_argument("-m", "--model")
     p.add_argument("--since")
