@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, str] = {
     "load": "bench.load",
     "display": "bench.display",
     "history": "bench.history",
+    "features": "bench.features",
 }
 
 OK, MISS, INFO, SKIPPED, ERROR = "ok", "MISS", "info", "skipped", "error"
