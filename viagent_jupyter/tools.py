@@ -410,11 +410,7 @@ class ToolLoop:
                     pending_async.append((i, call, t, kwargs))
                     continue
                 self._notify(step, None)
-                t0 = time.monotonic()
-                try:
-                    results[i] = self._ok(call, kwargs, t.fn(**kwargs), t0)
-                except Exception as exc:
-                    results[i] = self._failed(call, kwargs, exc, t0)
+                results[i] = self._one_sync(call, t, kwargs)
                 self._notify(step, results[i])
             if pending_async:
                 done = _run_async_in_thread(self, pending_async)
@@ -422,12 +418,10 @@ class ToolLoop:
                 for result in done.values():
                     self._notify(step, result)
         except KeyboardInterrupt:
-            for i, call in enumerate(step.calls):
-                results.setdefault(i, ToolResult(call, "cancelled", "cancelled by the user"))
-            step.results = [results[i] for i in range(len(step.calls))]
+            self._settle(step, results)
             step.tools_elapsed = time.monotonic() - started
             raise
-        step.results = [results[i] for i in range(len(step.calls))]
+        self._settle(step, results)
         step.tools_elapsed = time.monotonic() - started
 
     async def run_async(self, step: Step) -> None:
@@ -444,12 +438,7 @@ class ToolLoop:
                 elif prepared[0].is_async:
                     coros.append((i, call, *prepared))
                 else:
-                    t, kwargs = prepared
-                    t0 = time.monotonic()
-                    try:
-                        results[i] = self._ok(call, kwargs, t.fn(**kwargs), t0)
-                    except Exception as exc:
-                        results[i] = self._failed(call, kwargs, exc, t0)
+                    results[i] = self._one_sync(call, *prepared)
                     self._notify(step, results[i])
             if coros:
                 done = await asyncio.gather(*(self._one_async(c, t, k) for _, c, t, k in coros))
@@ -457,12 +446,23 @@ class ToolLoop:
                     results[i] = r
                     self._notify(step, r)
         except (KeyboardInterrupt, asyncio.CancelledError):
-            for i, call in enumerate(step.calls):
-                results.setdefault(i, ToolResult(call, "cancelled", "cancelled by the user"))
-            step.results = [results[i] for i in range(len(step.calls))]
+            self._settle(step, results)
             raise
-        step.results = [results[i] for i in range(len(step.calls))]
+        self._settle(step, results)
         step.tools_elapsed = time.monotonic() - started
+
+    @staticmethod
+    def _settle(step: Step, results: dict[int, ToolResult]) -> None:
+        """``step.results`` in call order; a call that never finished is ``cancelled``."""
+        step.results = [results.get(i) or ToolResult(call, "cancelled", "cancelled by the user")
+                        for i, call in enumerate(step.calls)]
+
+    def _one_sync(self, call: ToolCall, t: Tool, kwargs: dict[str, Any]) -> ToolResult:
+        t0 = time.monotonic()
+        try:
+            return self._ok(call, kwargs, t.fn(**kwargs), t0)
+        except Exception as exc:
+            return self._failed(call, kwargs, exc, t0)
 
     async def _one_async(self, call: ToolCall, t: Tool, kwargs: dict[str, Any]) -> ToolResult:
         t0 = time.monotonic()
