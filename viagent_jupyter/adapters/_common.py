@@ -41,6 +41,7 @@ __all__ = [
     "count",
     "endpoint",
     "entries",
+    "function_tools",
     "http_error",
     "load_json_body",
     "model_info",
@@ -105,6 +106,15 @@ def build_headers(auth: Mapping[str, str], extra: Mapping[str, str] | None,
         headers[name] = value
     headers.update(auth)
     return headers
+
+
+def function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Neutral tool definitions as ``{"type": "function", "function": {...}}``: the shape of
+    OpenAI's Chat Completions and of Ollama's ``/api/chat`` alike."""
+    return [{"type": "function", "function": {"name": t["name"],
+                                              "description": t["description"],
+                                              "parameters": t["parameters"]}}
+            for t in tools]
 
 
 def settings_of(req: ChatRequest) -> dict[str, Any]:

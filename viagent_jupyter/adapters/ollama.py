@@ -30,6 +30,7 @@ from ._common import (
     count,
     endpoint,
     entries,
+    function_tools,
     load_json_body,
     model_info,
     opt_str,
@@ -174,13 +175,6 @@ def _tool_calls(state: StreamState, calls: Any) -> None:
                                      "arguments": fn.get("arguments") or {}})
 
 
-def _tool_defs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"type": "function", "function": {"name": t["name"],
-                                              "description": t["description"],
-                                              "parameters": t["parameters"]}}
-            for t in tools]
-
-
 def _tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The neutral transcript in /api/chat shape: assistant ``tool_calls`` with object
     arguments, and ``{"role": "tool", "content", "tool_name"}`` per result."""
@@ -212,7 +206,7 @@ class OllamaAdapter(AdapterBase):
         if req.tools or any(m["role"] == "tool" for m in req.messages):
             body["messages"] = _tool_messages(body["messages"])
             if req.tools:
-                body["tools"] = _tool_defs(req.tools)
+                body["tools"] = function_tools(req.tools)
         if req.output is not None:  # structured output: the schema itself as ``format``
             body["format"] = req.output.schema
         options = {_OPTIONS[k]: v for k, v in settings_of(req).items()}

@@ -38,6 +38,7 @@ from ._common import (
     count,
     endpoint,
     entries,
+    function_tools,
     load_json_body,
     model_info,
     opt_str,
@@ -220,13 +221,6 @@ def _tool_deltas(state: StreamState, calls: Any) -> None:
             slot["arguments"] += json.dumps(args)
 
 
-def _tool_defs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"type": "function", "function": {"name": t["name"],
-                                              "description": t["description"],
-                                              "parameters": t["parameters"]}}
-            for t in tools]
-
-
 def _tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The neutral transcript in Chat Completions shape: an assistant message with
     ``tool_calls`` (arguments as JSON text), one ``tool`` message per result."""
@@ -361,7 +355,7 @@ class OpenAIAdapter(AdapterBase):
         if req.tools or any(m["role"] == "tool" for m in req.messages):
             body["messages"] = _tool_messages(body["messages"])
             if req.tools:
-                body["tools"] = _tool_defs(req.tools)
+                body["tools"] = function_tools(req.tools)
         if req.output is not None:
             body["response_format"] = _response_format(req.output)
         url, params = endpoint(req.base_url, "/chat/completions")
