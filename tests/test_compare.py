@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from test_magics import RecordingPublisher, shell, sse_script  # noqa: F401  (shell: fixture)
+from test_magics import magics_on, shell, sse_script  # noqa: F401  (shell: fixture)
 from test_render import assert_safe_bundle
 
 from viagent_jupyter import Workspace
 from viagent_jupyter._compare import Comparison
-from viagent_jupyter.magics import LLMMagics, load, parse_prompt_args, unload
+from viagent_jupyter.magics import LLMMagics, parse_prompt_args
 from viagent_jupyter.testing import FakeProviderServer, Scripted
 
 
@@ -115,18 +115,9 @@ def test_cancel_stops_every_stream(fake: Workspace, srv: FakeProviderServer) -> 
 @pytest.fixture
 def magics(shell: InteractiveShell, fake: Workspace,  # noqa: F811
            monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMMagics]:
-    pub = RecordingPublisher(shell=shell)
-    monkeypatch.setattr(shell, "display_pub", pub)
-    m = load(shell, workspace=fake)
-    m.pub = pub  # type: ignore[attr-defined]
-    try:
+    with magics_on(shell, fake, monkeypatch, ("_llm", "res")) as (m, pub):
+        m.pub = pub  # type: ignore[attr-defined]
         yield m
-    finally:
-        unload(shell)
-        for name in ("_llm", "res"):
-            shell.user_ns.pop(name, None)
-        for call in pub.calls:
-            assert_safe_bundle(call.data)
 
 
 def test_partial_failure_and_per_column_footers(magics: LLMMagics, fake: Workspace,

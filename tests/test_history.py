@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from _util import PLANTED_KEY, PLANTED_ODD_KEY, files_containing
 from IPython.core.interactiveshell import InteractiveShell
-from test_magics import RecordingPublisher, shell  # noqa: F401  (shell: a fixture)
-from test_render import assert_safe_bundle
+from test_magics import magics_on, shell  # noqa: F401  (shell: a fixture)
 
 from viagent_jupyter import Workspace
 from viagent_jupyter.errors import ConfigValidationError, ProviderAPIError
@@ -29,7 +28,7 @@ from viagent_jupyter.history import (
     not_recorded,
     read_jsonl,
 )
-from viagent_jupyter.magics import LLMMagics, load, unload
+from viagent_jupyter.magics import LLMMagics
 from viagent_jupyter.testing import FakeProviderServer, Scripted
 
 
@@ -338,17 +337,9 @@ def test_a_failed_write_never_fails_the_chat(fake: Workspace,
 @pytest.fixture
 def magics(shell: InteractiveShell, fake: Workspace,  # noqa: F811
            monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMMagics]:
-    pub = RecordingPublisher(shell=shell)
-    monkeypatch.setattr(shell, "display_pub", pub)
-    m = load(shell, workspace=fake)
-    m.pub = pub  # type: ignore[attr-defined]
-    try:
+    with magics_on(shell, fake, monkeypatch, ("_llm",)) as (m, pub):
+        m.pub = pub  # type: ignore[attr-defined]
         yield m
-    finally:
-        unload(shell)
-        shell.user_ns.pop("_llm", None)
-        for call in pub.calls:
-            assert_safe_bundle(call.data)
 
 
 def shown(m: LLMMagics) -> str:

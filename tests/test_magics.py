@@ -111,24 +111,35 @@ class Env:
         return [r for r in self.srv.requests if r.route and r.route.endswith(".chat")]
 
 
+@contextmanager
+def magics_on(shell: InteractiveShell, ws: Any, monkeypatch: pytest.MonkeyPatch,
+              forget: tuple[str, ...] = ("_llm",)
+              ) -> Iterator[tuple[LLMMagics, RecordingPublisher]]:
+    """The magics loaded on ``ws`` with a recording publisher; afterwards unloaded, the
+    names in ``forget`` dropped, and every bundle the magic ever published checked safe."""
+    pub = RecordingPublisher(shell=shell)
+    monkeypatch.setattr(shell, "display_pub", pub)
+    magics = load(shell, workspace=ws)
+    try:
+        yield magics, pub
+    finally:
+        unload(shell)
+        for name in forget:
+            shell.user_ns.pop(name, None)
+        for call in pub.calls:
+            assert_safe_bundle(call.data)
+
+
 @pytest.fixture
 def env(shell: InteractiveShell, ws: Any, srv: FakeProviderServer,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Env]:
-    pub = RecordingPublisher(shell=shell)
-    monkeypatch.setattr(shell, "display_pub", pub)
     ws.providers.create(id="fake", provider_type="openai_compatible", name="Fake",
                         base_url=srv.url_for("openai_compatible"), default_model="demo-small",
                         max_retries=0)
     ws.providers.select("fake")
-    magics = load(shell, workspace=ws)
-    try:
+    forget = ("_llm", "answer", "x", "cfg", "items", "data", "secret")
+    with magics_on(shell, ws, monkeypatch, forget) as (magics, pub):
         yield Env(shell, magics, pub, ws, srv, capsys)
-    finally:
-        unload(shell)
-        for name in ("_llm", "answer", "x", "cfg", "items", "data", "secret"):
-            shell.user_ns.pop(name, None)
-        for call in pub.calls:  # every bundle the magic ever published is safe
-            assert_safe_bundle(call.data)
 
 
 def sse_script(pieces: list[str], *, delay: float = 0.0, usage: tuple[int, int] | None = (5, 7),
