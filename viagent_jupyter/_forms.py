@@ -13,7 +13,7 @@ from typing import Any
 from .errors import ConfigValidationError, ViagentError, one_line, scrub
 
 __all__ = ["MAX_MODELS", "TEST_MAX_TOKENS", "TEST_PROMPT", "config_fields", "error_payload",
-           "form_schema", "iso", "model_entry", "parse_headers"]
+           "form_schema", "iso", "model_entry", "model_list_status", "parse_headers"]
 
 TEST_PROMPT = "Say OK"
 TEST_MAX_TOKENS = 8
@@ -113,6 +113,20 @@ def model_entry(m: Any) -> dict[str, Any]:
     if m.pricing:
         pricing = {k: float(v) for k, v in m.pricing.items()}
     return {"id": m.id, "name": m.name, "context_length": m.context_length, "pricing": pricing}
+
+
+def model_list_status(pid: str, result: Any, refresh: bool) -> dict[str, Any]:
+    """What the panel and the REST API say about a fetched model list (a ``ModelList``)."""
+    return {
+        "provider": pid,
+        "fetched_at": iso(result.fetched_at),
+        "from_cache": result.from_cache,
+        "stale": result.stale,
+        "refreshed": refresh and not result.stale,
+        "added": list(result.added),
+        "removed": list(result.removed),
+        "count": len(result),
+    }
 
 
 def iso(ts: float | None) -> str | None:

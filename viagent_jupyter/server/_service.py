@@ -244,23 +244,14 @@ class Service:
 
     # -- the network (run on the pool) ----------------------------------------------------------
     def models(self, pid: str, refresh: bool) -> dict[str, Any]:
-        from .._forms import MAX_MODELS, iso, model_entry
+        from .._forms import MAX_MODELS, model_entry, model_list_status
 
         self.ws.providers.get(pid)  # a clear PROVIDER_NOT_FOUND before any work
         # staleness comes back as data (.warning): warnings.catch_warnings is not thread-safe
         result = self.ws.registry.models(pid, refresh=refresh, warn=False)
-        return {
-            "provider": pid,
-            "models": [model_entry(m) for m in result[:MAX_MODELS]],
-            "count": len(result),
-            "fetched_at": iso(result.fetched_at),
-            "from_cache": result.from_cache,
-            "stale": result.stale,
-            "refreshed": refresh and not result.stale,
-            "added": list(result.added),
-            "removed": list(result.removed),
-            "warning": result.warning,
-        }
+        return {**model_list_status(pid, result, refresh),
+                "models": [model_entry(m) for m in result[:MAX_MODELS]],
+                "warning": result.warning}
 
     def test(self, pid: str) -> dict[str, Any]:
         from .._forms import TEST_MAX_TOKENS, TEST_PROMPT

@@ -36,8 +36,8 @@ from .._forms import (
     TEST_PROMPT,
     config_fields,
     form_schema,
-    iso,
     model_entry,
+    model_list_status,
 )
 from ..errors import ConfigValidationError, ViagentError, scrub
 from ._base import ViewWidget, asset
@@ -173,17 +173,8 @@ class ConfigPanel(ViewWidget):
                 self._reply(rid, error=error or ViagentError(message))
                 return
             result, stale_message = fetched
-            status: dict[str, Any] = {
-                "provider": pid,
-                "fetched_at": iso(result.fetched_at),
-                "from_cache": result.from_cache,
-                "stale": result.stale,
-                "refreshed": refresh and not result.stale,
-                "added": list(result.added),
-                "removed": list(result.removed),
-                "count": len(result),
-                "error": stale_message if result.stale else None,
-            }
+            status: dict[str, Any] = {**model_list_status(pid, result, refresh),
+                                      "error": stale_message if result.stale else None}
             with self.hold_sync():
                 self.models = [model_entry(m) for m in result[:MAX_MODELS]]
                 self.models_provider = pid
